@@ -1,0 +1,199 @@
+"""The ``fgr`` command: list, run, reproduce, results, data."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from fgr_utils.errors import FgrError
+
+
+def _table(rows: list[list[str]], indent: str = "  ") -> str:
+    if not rows:
+        return ""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    lines = []
+    for r in rows:
+        cells = [c.ljust(w) for c, w in zip(r[:-1], widths)] + [r[-1]]
+        lines.append(indent + "  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def _datasets_table() -> str:
+    from fgr_utils.data.registry import catalogue
+
+    return _table([[r["name"], r["status"], r["source"].split(" ")[0], r["title"]] for r in catalogue()])
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from fgr_utils import runner
+
+    print("Notebooks")
+    print(_table([[nb.stem, nb.track, nb.purpose] for nb in runner.list_notebooks()]) or "  (none)")
+    print("\nProfiles")
+    print(_table([[name, desc] for name, desc in runner.list_profiles().items()]) or "  (none)")
+    print("\nDatasets")
+    print(_datasets_table())
+    return 0
+
+
+def _parse_overrides(items: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        if "=" not in item:
+            raise FgrError(f"-p expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        out[key.strip()] = value
+    return out
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from fgr_utils import runner
+
+    nb = runner.find_notebook(args.notebook)
+    runs = runner.plan_runs(nb, args.profile, _parse_overrides(args.param or []), args.variant, args.name)
+    runner.assign_fingerprints(runs)
+    for run in runs:
+        print(f"{run.name}: running {nb.stem} ({run.profile} profile) -> {run.output}")
+        seconds = runner.execute(run, progress=not args.no_progress)
+        print(f"{run.name}: done in {seconds:.1f} s")
+    return 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from fgr_utils import results, runner
+
+    t0 = time.perf_counter()
+    summary = runner.reproduce(args.profile, args.track, args.force, progress=not args.no_progress)
+    report = results.write_report(args.profile, time.perf_counter() - t0)
+    print(f"reproduce: {len(summary.executed)} run(s) executed, {len(summary.skipped)} up to date, "
+          f"{summary.seconds:.1f} s; report: {report}")
+    return 0
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    from fgr_utils import results, runner
+
+    runner.check_profile(args.profile)
+    rows = results.results(args.profile)
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    if not rows:
+        print(f"no finished runs in profile {args.profile}: run `fgr reproduce --profile {args.profile}`")
+        return 0
+    records = {r["run"]: r for r in results.load_records(args.profile)}
+    for row in rows:
+        print(f"{row['run']} ({row['notebook']}, {row['seconds']:.1f} s)")
+        info = records[row["run"]].get("metric_info", {})
+        for name, value in row["metrics"].items():
+            i = info.get(name, {})
+            print(f"  {name:<40} {results.format_value(value, i.get('unit', 'value')):>12}  "
+                  f"[{i.get('protocol', '?')}; {i.get('dataset', '')} {i.get('split', '')}]".rstrip())
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from fgr_utils.data import registry, synth
+
+    if args.data_cmd == "list":
+        print(_datasets_table())
+        return 0
+    if args.data_cmd == "synth":
+        t0 = time.perf_counter()
+        root = synth.synthesize(args.name, args.size, args.seed, force=args.force)
+        manifest = json.loads((root / synth.MANIFEST).read_text())
+        counts = ", ".join(f"{k} {v}" for k, v in manifest.get("counts", {}).items())
+        print(f"{args.name} ({args.size}, seed {args.seed}) at {root}: {counts} [{time.perf_counter() - t0:.1f} s]")
+        return 0
+    from fgr_utils.data import download
+
+    name = args.name
+    synth._load_builtin()
+    if name in synth.GENERATORS and name not in registry.DATASETS:
+        made = synth.generated(name)
+        if args.data_cmd == "download":
+            raise FgrError(f"{name} is synthetic: generate it with `fgr data synth {name} --size demo`")
+        if not made:
+            print(f"{name}: not generated; run `fgr data synth {name} --size demo`")
+            return 1
+        for m in made:
+            print(f"{name}: generated {m['size']} seed {m['seed']}: {m['counts']}")
+        return 0
+    spec = registry.get(name)
+    if args.data_cmd == "download":
+        if spec.source == "manual":
+            print(download.manual_instructions(name))
+            return 0
+        root = download.download_dataset(name, keep_archives=args.keep_archives, force=args.force,
+                                         progress=not args.no_progress)
+        print(f"{name}: downloaded and verified at {root}")
+        return 0
+    report = download.verify_dataset(name)
+    print(report.summary())
+    if not report.ok and spec.source == "manual":
+        print(download.manual_instructions(name))
+    return 0 if report.ok else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fgr", description="Fine-grained image retrieval reproducibility kit.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    sub.add_parser("list", help="notebooks, profiles and datasets").set_defaults(func=cmd_list)
+
+    r = sub.add_parser("run", help="execute one notebook through papermill")
+    r.add_argument("notebook", help="notebook name, e.g. 00_datasets")
+    r.add_argument("--profile", default="demo", help="parameter profile (default: demo)")
+    r.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="override a parameter")
+    r.add_argument("--variant", help="run only this variant of the profile's runs")
+    r.add_argument("--name", help="run folder name (default: the notebook, variant and overrides)")
+    r.add_argument("--no-progress", action="store_true", help="no per-cell progress bar")
+    r.set_defaults(func=cmd_run)
+
+    rp = sub.add_parser("reproduce", help="run every notebook of a profile in dependency order, then the report")
+    rp.add_argument("--profile", default="demo")
+    rp.add_argument("--track", help="only this track (and the notebooks it depends on)")
+    rp.add_argument("--force", action="store_true", help="re-run even runs that are up to date")
+    rp.add_argument("--no-progress", action="store_true")
+    rp.set_defaults(func=cmd_reproduce)
+
+    rs = sub.add_parser("results", help="every metric recorded in a profile")
+    rs.add_argument("--profile", default="demo")
+    rs.add_argument("--json", action="store_true", help="machine-readable list of runs")
+    rs.set_defaults(func=cmd_results)
+
+    d = sub.add_parser("data", help="list, download, verify or synthesise datasets")
+    dsub = d.add_subparsers(dest="data_cmd", required=True)
+    dsub.add_parser("list", help="every dataset with its status")
+    dl = dsub.add_parser("download", help="fetch a dataset (prints the steps for manual ones)")
+    dl.add_argument("name")
+    dl.add_argument("--keep-archives", action="store_true")
+    dl.add_argument("--force", action="store_true", help="fetch again even if present")
+    dl.add_argument("--no-progress", action="store_true")
+    dv = dsub.add_parser("verify", help="check a dataset's layout and counts; list what is missing")
+    dv.add_argument("name")
+    ds = dsub.add_parser("synth", help="generate a synthetic dataset")
+    ds.add_argument("name")
+    ds.add_argument("--size", default="demo", help="smoke, demo, paper, or a count such as 500 or 17k")
+    ds.add_argument("--seed", type=int, default=0)
+    ds.add_argument("--force", action="store_true", help="generate again even if present")
+    d.set_defaults(func=cmd_data)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except FgrError as e:
+        print(f"fgr: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("fgr: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,342 @@
+"""What a run records (``metrics.json``), how runs are collected, and the profile report.
+
+A notebook opens its record in its second cell and closes it in its last::
+
+    run = start_run("10_fabric_global", globals())   # reads the declared parameters by name
+    run.log("stage1/map", 0.61, protocol="full-ranking AP", dataset="sim-fabrics", split="test")
+    run.save_figure(fig, "retrieval-grid")
+    run.finish()                                        # writes metrics.json atomically
+
+Every metric carries its protocol, dataset and split (the report never mixes protocols in one
+table). Values with ``unit="fraction"`` must lie in [0, 1]; the report shows them as percentages.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import random
+import subprocess
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from fgr_utils import io
+from fgr_utils.errors import FgrError
+from fgr_utils.paths import notebooks_dir, project_root, runs_dir
+
+UNITS = ("fraction", "count", "seconds", "ratio", "value")
+_VERSIONED = ("torch", "torchvision", "timm", "faiss-cpu", "numpy", "scipy", "scikit-learn", "scikit-image",
+              "pillow", "papermill", "fgr")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch, and ask torch for deterministic kernels."""
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+
+def resolve_device(device: str = "cpu") -> str:
+    """'auto' picks CUDA when present; 'cuda' without a GPU falls back to CPU (and says so)."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        print(f"fgr: device {device!r} requested but no GPU is visible; running on cpu")
+        return "cpu"
+    return device
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def git_state() -> dict[str, Any]:
+    root = project_root()
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                                timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return {"git_commit": None, "git_dirty": None}
+    return {"git_commit": commit or None, "git_dirty": bool(dirty) if commit else None}
+
+
+@dataclass
+class Run:
+    """The record of one notebook execution."""
+
+    notebook: str
+    name: str
+    profile: str
+    dir: Path
+    params: dict[str, Any]
+    seed: int
+    device: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    metric_info: dict[str, dict[str, Any]] = field(default_factory=dict)
+    datasets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    notes: dict[str, Any] = field(default_factory=dict)
+    skipped_images: list[dict[str, str]] = field(default_factory=list)
+    figures: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.time)
+    _t0: float = field(default_factory=time.perf_counter)
+    finished: bool = False
+
+    @property
+    def figures_dir(self) -> Path:
+        return self.dir / "figures"
+
+    def path(self, *parts: str) -> Path:
+        """A path inside the run folder (checkpoints, caches, indexes); parent folders are made."""
+        p = self.dir.joinpath(*parts)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
+
+    def log(self, name: str, value: float, *, protocol: str, dataset: str | None = None,
+            split: str | None = None, unit: str = "fraction") -> float:
+        """Record one metric with the protocol it was measured under."""
+        if unit not in UNITS:
+            raise FgrError(f"metric {name!r}: unit must be one of {', '.join(UNITS)}, not {unit!r}")
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise FgrError(f"metric {name!r} must be a number, got {value!r}") from None
+        if not math.isfinite(value):
+            raise FgrError(f"metric {name!r} is {value}: a metric must be finite (check for empty query sets)")
+        if unit == "fraction" and not 0.0 <= value <= 1.0:
+            raise FgrError(f"metric {name!r} = {value} is not a fraction in [0, 1] (log percentages as fractions)")
+        self.metrics[name] = value
+        info = {"protocol": protocol, "unit": unit}
+        if dataset is not None:
+            info["dataset"] = dataset
+        if split is not None:
+            info["split"] = split
+        self.metric_info[name] = info
+        return value
+
+    def log_many(self, values: dict[str, float], *, prefix: str = "", **info: Any) -> None:
+        for key, value in values.items():
+            self.log(f"{prefix}{key}", value, **info)
+
+    def use_dataset(self, name: str, **info: Any) -> None:
+        """Record a dataset the run read (root, split, counts, preprocessing...)."""
+        self.datasets[name] = {k: (str(v) if isinstance(v, Path) else v) for k, v in info.items()}
+
+    def note(self, key: str, value: Any) -> None:
+        """Record a setting next to the numbers (preprocessing, switches, shortlist size...)."""
+        self.notes[key] = value
+
+    def skip_images(self, skipped: list[tuple[Any, str]]) -> None:
+        """Record image files left out as corrupt (path, reason)."""
+        self.skipped_images.extend({"path": str(p), "reason": r} for p, r in skipped)
+
+    def save_figure(self, fig, name: str, *, dpi: int = 110) -> Path:
+        """Save ``fig`` as ``figures/<name>.png`` in the run folder (atomically)."""
+        dest = self.figures_dir / f"{name}.png"
+        with io.atomic_path(dest, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
+        rel = str(dest.relative_to(self.dir))
+        if rel not in self.figures:
+            self.figures.append(rel)
+        return dest
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "notebook": self.notebook,
+            "run": self.name,
+            "profile": self.profile,
+            "metrics": dict(sorted(self.metrics.items())),
+            "metric_info": dict(sorted(self.metric_info.items())),
+            "datasets": self.datasets,
+            "params": self.params,
+            "seed": self.seed,
+            "device": self.device,
+            "notes": self.notes,
+            "skipped_images": self.skipped_images,
+            "figures": self.figures,
+            "versions": package_versions(),
+            **git_state(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self.started)),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "seconds": round(time.perf_counter() - self._t0, 3),
+        }
+
+    def finish(self) -> dict[str, Any]:
+        """Write ``metrics.json``; returns what was written."""
+        rec = self.record()
+        io.write_json(self.dir / "metrics.json", rec)
+        self.finished = True
+        print(f"run {self.name}: {len(self.metrics)} metrics, {len(self.figures)} figures -> {self.dir}")
+        return rec
+
+
+def declared_parameters(notebook: str) -> list[str]:
+    from fgr_utils.runner import find_notebook
+
+    return list(find_notebook(notebook).params)
+
+
+def start_run(notebook: str, namespace: dict[str, Any] | None = None, *, seed_key: str = "seed",
+              device_key: str = "device") -> Run:
+    """Open the record of ``notebook``; pass ``globals()`` so the declared parameters are recorded.
+
+    Under ``fgr run`` / ``fgr reproduce`` the run folder comes from the runner; in JupyterLab it is
+    ``runs/interactive/<notebook>/``. Seeds every RNG from the ``seed`` parameter.
+    """
+    namespace = namespace or {}
+    names = declared_parameters(notebook)
+    params = {k: namespace[k] for k in names if k in namespace}
+    if os.environ.get("FGR_NOTEBOOK") == notebook and os.environ.get("FGR_RUN_DIR"):
+        run_dir = Path(os.environ["FGR_RUN_DIR"])
+        profile = os.environ.get("FGR_PROFILE", "interactive")
+        name = os.environ.get("FGR_RUN_NAME", notebook)
+    else:
+        profile, name = "interactive", notebook
+        run_dir = runs_dir() / profile / name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    seed = int(params.get(seed_key, 0))
+    seed_everything(seed)
+    device = resolve_device(str(params.get(device_key, "cpu")))
+    return Run(notebook=notebook, name=name, profile=profile, dir=run_dir, params=params, seed=seed, device=device)
+
+
+def current_profile() -> str:
+    return os.environ.get("FGR_PROFILE", "interactive")
+
+
+def find_run(name: str, profile: str | None = None) -> Path:
+    """The folder of a finished run of this profile (e.g. the stage-1 run a re-ranker builds on)."""
+    profile = profile or current_profile()
+    d = runs_dir() / profile / name
+    if not (d / "metrics.json").exists():
+        raise FgrError(f"run {name!r} of profile {profile} has not finished (no {d / 'metrics.json'}): "
+                       f"run `fgr run {name.split('-')[0].split('+')[0]} --profile {profile}` first")
+    return d
+
+
+# --------------------------------------------------------------------------------------------
+# Collecting and reporting
+# --------------------------------------------------------------------------------------------
+
+def load_records(profile: str) -> list[dict[str, Any]]:
+    base = runs_dir() / profile
+    out = []
+    for path in sorted(base.glob("*/metrics.json")):
+        try:
+            out.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue
+    return sorted(out, key=lambda r: (r.get("notebook", ""), r.get("run", "")))
+
+
+def results(profile: str) -> list[dict[str, Any]]:
+    """The ``fgr results --json`` view: run, notebook, params, flat metrics, seconds."""
+    return [{"run": r["run"], "notebook": r["notebook"], "params": r.get("params", {}),
+             "metrics": r.get("metrics", {}), "seconds": r.get("seconds")} for r in load_records(profile)]
+
+
+def format_value(value: float, unit: str) -> str:
+    if unit == "fraction":
+        return f"{100 * value:.2f} %"
+    if unit == "count":
+        return f"{int(round(value)):,}"
+    if unit == "seconds":
+        return f"{value:.2f} s"
+    if unit == "ratio":
+        return f"{value:.1f}x"
+    return f"{value:.4g}"
+
+
+def _notebook_tracks() -> dict[str, tuple[str, str]]:
+    from fgr_utils.runner import list_notebooks
+
+    return {nb.stem: (nb.track, nb.purpose) for nb in list_notebooks()} if notebooks_dir().is_dir() else {}
+
+
+def render_report(profile: str, wall_seconds: float | None = None) -> str:
+    from fgr_utils.runner import TRACK_ORDER
+
+    records = load_records(profile)
+    tracks = _notebook_tracks()
+    lines = [f"# fgr report: profile `{profile}`", ""]
+    if records:
+        commits = sorted({str(r.get("git_commit")) for r in records})
+        lines.append(f"{len(records)} runs; git commit {', '.join(c[:12] for c in commits)}; "
+                     f"written {time.strftime('%Y-%m-%d %H:%M')}.")
+        total = sum(r.get("seconds") or 0 for r in records)
+        lines.append(f"Sum of the runs' wall times: {total:.1f} s" +
+                     (f"; this reproduction took {wall_seconds:.1f} s." if wall_seconds is not None else "."))
+        lines.append("")
+        lines.append("Fractions are shown as percentages. Each table holds numbers of one protocol only.")
+    else:
+        lines.append("No finished runs yet: run `fgr reproduce --profile " + profile + "`.")
+    by_track: dict[str, list[dict]] = {}
+    for r in records:
+        by_track.setdefault(tracks.get(r["notebook"], ("other", ""))[0], []).append(r)
+    order = [t for t in TRACK_ORDER if t in by_track] + sorted(t for t in by_track if t not in TRACK_ORDER)
+    for track in order:
+        lines += ["", f"## Track: {track}"]
+        for r in by_track[track]:
+            purpose = tracks.get(r["notebook"], ("", ""))[1]
+            lines += ["", f"### {r['run']}", ""]
+            if purpose:
+                lines += [f"_{purpose}_", ""]
+            lines.append(f"Notebook `{r['notebook']}`, seed {r.get('seed')}, device {r.get('device')}, "
+                         f"{r.get('seconds', 0):.1f} s, executed copy `{r['run']}/{r['notebook']}.ipynb`.")
+            lines += _metric_tables(r)
+            if r.get("skipped_images"):
+                lines += ["", f"Skipped {len(r['skipped_images'])} corrupt image(s): " +
+                          ", ".join(s["path"] for s in r["skipped_images"][:5]) +
+                          (" ..." if len(r["skipped_images"]) > 5 else "")]
+            for fig in r.get("figures", []):
+                lines += ["", f"![{Path(fig).stem}]({r['run']}/{fig})"]
+            params = ", ".join(f"`{k}={v!r}`" for k, v in sorted(r.get("params", {}).items()))
+            lines += ["", f"<details><summary>manifest</summary>\n\nparameters: {params}\n\n"
+                          f"notes: `{json.dumps(r.get('notes', {}), default=str)}`\n\n"
+                          f"datasets: `{json.dumps(r.get('datasets', {}), default=str)}`\n\n"
+                          f"versions: `{json.dumps(r.get('versions', {}))}`\n</details>"]
+    return "\n".join(lines) + "\n"
+
+
+def _metric_tables(record: dict) -> list[str]:
+    info = record.get("metric_info", {})
+    groups: dict[str, list[str]] = {}
+    for name in record.get("metrics", {}):
+        groups.setdefault(info.get(name, {}).get("protocol", "unspecified"), []).append(name)
+    out: list[str] = []
+    for protocol, names in sorted(groups.items()):
+        out += ["", f"Protocol: {protocol}", "", "| metric | value | dataset | split |", "|---|---|---|---|"]
+        for name in names:
+            i = info.get(name, {})
+            out.append(f"| {name} | {format_value(record['metrics'][name], i.get('unit', 'value'))} | "
+                       f"{i.get('dataset', '')} | {i.get('split', '')} |")
+    return out
+
+
+def write_report(profile: str, wall_seconds: float | None = None) -> Path:
+    dest = runs_dir() / profile / "REPORT.md"
+    io.write_text(dest, render_report(profile, wall_seconds))
+    return dest

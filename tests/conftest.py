@@ -1,0 +1,75 @@
+"""Shared fixtures: an isolated kit home (toy notebooks and profiles) and isolated data/run folders."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+# Kernels and papermill must never look at a user's or CI's display.
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture
+def isolated_dirs(tmp_path, monkeypatch):
+    """Data and runs in a temporary folder; the real notebooks and params stay in use."""
+    monkeypatch.setenv("FGR_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("FGR_RUNS_DIR", str(tmp_path / "runs"))
+    for var in ("FGR_RUN_DIR", "FGR_NOTEBOOK", "FGR_PROFILE", "FGR_RUN_NAME"):
+        monkeypatch.delenv(var, raising=False)
+    return tmp_path
+
+
+def make_notebook(path: Path, params: str, body: list[str], *, track: str = "core", purpose: str = "toy",
+                  after: list[str] | None = None) -> Path:
+    """Write a notebook whose second cell is the tagged parameters cell."""
+    cells = [nbformat.v4.new_markdown_cell(f"# {path.stem}")]
+    p = nbformat.v4.new_code_cell(params)
+    p.metadata["tags"] = ["parameters"]
+    cells.append(p)
+    cells += [nbformat.v4.new_code_cell(src) for src in body]
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "fgr", "display_name": "Python (fgr)", "language": "python"}
+    nb.metadata["fgr"] = {"track": track, "purpose": purpose, "after": after or []}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
+
+
+TOY_PARAMS = """\
+seed: int = 0  # RNG seed
+scale: float = 1.0  # multiplies the metric
+label: str = "a"  # free text
+fail: bool = False  # raise in the third cell
+"""
+
+TOY_BODY = [
+    "import torch\nfrom fgr_utils import start_run\nrun = start_run('{stem}', globals())",
+    "if fail:\n    raise ValueError('asked to fail')\nx = torch.rand(100).mean().item() * scale / 2",
+    "run.log('toy/value', x, protocol='toy protocol', dataset='none', split='test')\n"
+    "run.log('toy/count', 7, protocol='dataset count', unit='count')\nrun.finish()",
+]
+
+
+@pytest.fixture
+def toy_home(tmp_path, monkeypatch, isolated_dirs):
+    """A kit home with two toy notebooks (b runs after a) and profiles smoke/demo."""
+    home = tmp_path / "home"
+    for stem, after in (("01_a", []), ("02_b", ["01_a"])):
+        make_notebook(home / "notebooks" / f"{stem}.ipynb", TOY_PARAMS,
+                      [c.replace("{stem}", stem) for c in TOY_BODY], track="toy", purpose=f"toy {stem}", after=after)
+    for profile in ("smoke", "demo"):
+        (home / "params" / profile).mkdir(parents=True)
+        (home / "params" / profile / "_profile.yaml").write_text(f"description: {profile} profile\n")
+    monkeypatch.setenv("FGR_HOME", str(home))
+    return home
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text())
