@@ -221,5 +221,9 @@ def test_photo_landmarks_count_size_has_easy_and_hard(tmp_path, monkeypatch):
     ls = load_landmarks(root)
     assert 190 <= ls.n_db <= 210 and ls.n_queries == 5 * 3
     assert all(g["easy"] and g["hard"] for g in ls.gnd)
+    # rendering in threads (used above: more than 100 images) gives the same bytes as rendering serially
+    threaded = _tree_bytes(root)
+    monkeypatch.setattr(pl, "RENDER_THREADS", 1)
+    assert _tree_bytes(synthesize("photo-landmarks", "200", seed=3, force=True)) == threaded
     assert pl.plan_for("200").require_easy_and_hard and not pl.plan_for("smoke").require_easy_and_hard
     assert pl.plan_for("paper").landmarks is None and pl.PLANS["demo"].landmarks == 12

@@ -49,3 +49,34 @@ def test_00_datasets_smoke(isolated_dirs):
     assert (run_dir / "figures/samples-photo-landmarks.png").stat().st_size > 5_000
     gnd = isolated_dirs / "data/synth/photo-landmarks/smoke-seed0/gnd_photo-landmarks.pkl"
     assert gnd.exists()
+
+
+@pytest.mark.notebook
+def test_00_datasets_lists_corrupt_images_or_stops(isolated_dirs, capsys):
+    from fgr_utils.data import synth
+
+    root = synth.synthesize("photo-landmarks", "smoke", 0)
+    victims = sorted((root / "jpg").glob("*.jpg"))[:2]
+    victims[0].write_bytes(victims[0].read_bytes()[:200])  # truncated JPEG
+    victims[1].write_bytes(b"")  # zero bytes
+    assert cli.main(["run", "00_datasets", "--profile", "smoke", "--no-progress"]) == 0
+    rec = read_json(isolated_dirs / "runs/smoke/00_datasets/metrics.json")
+    listed = {Path(s["path"]).name: s["reason"] for s in rec["skipped_images"]}
+    assert set(listed) == {victims[0].name, victims[1].name}
+    assert "empty" in listed[victims[1].name]
+    assert rec["metrics"]["photo-landmarks/readable_images"] == (
+        rec["metrics"]["photo-landmarks/db_images"] + rec["metrics"]["photo-landmarks/queries"] - 2)
+
+    capsys.readouterr()
+    assert cli.main(["run", "00_datasets", "--profile", "smoke", "-p", "on_corrupt=stop", "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "CorruptImage" in err and victims[0].name in err
+
+
+@pytest.mark.notebook
+def test_missing_dataset_stops_in_the_data_cell_naming_the_fix(isolated_dirs, capsys):
+    assert cli.main(["run", "00_datasets", "--profile", "smoke", "-p", "synthetic=[]", "-p", "download=[fashionai]",
+                     "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "DatasetMissing: dataset fashionai is missing" in err and "fgr data download fashionai" in err

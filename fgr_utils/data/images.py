@@ -11,7 +11,8 @@
   are always named explicitly (``Image.Resampling.LANCZOS`` for shrinking, ``BICUBIC`` for enlarging;
   the removed ``Image.ANTIALIAS`` is never used).
 * :class:`ImageListDataset` is a torch ``Dataset`` over a file list that scans first, exposes what it
-  skipped as ``.skipped`` and only ever loads files that scanned ok.
+  skipped as ``.skipped`` and only ever loads files that scanned ok (torch is imported the first time
+  the class is used, so image loading alone stays light).
 
 Decoding is strict: ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES`` is forced to ``False`` while this module
 decodes, so a truncated JPEG or PNG is reported instead of being silently padded with grey.
@@ -39,7 +40,7 @@ from fgr_utils.errors import FgrError
 __all__ = [
     "CorruptImage", "ScanResult", "ImageListDataset", "IMAGENET_MEAN", "IMAGENET_STD",
     "BACKGROUNDS", "RESIZE_MODES", "RESAMPLE_DOWN", "RESAMPLE_UP", "SCAN_CACHE",
-    "load_rgb", "scan_images", "resize", "resample_filter", "to_tensor", "strict_decoding",
+    "IMAGE_SUFFIXES", "image_files", "load_rgb", "scan_images", "resize", "resample_filter", "to_tensor", "strict_decoding",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -53,6 +54,7 @@ RESIZE_MODES = ("squash", "keep_aspect", "short_side")
 RESAMPLE_DOWN = Image.Resampling.LANCZOS
 RESAMPLE_UP = Image.Resampling.BICUBIC
 SCAN_CACHE = ".fgr-scan.json"
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 _SCAN_CACHE_VERSION = 1
 _ON_CORRUPT = ("skip", "stop")
 
@@ -191,6 +193,12 @@ def _as_rgb(im: Image.Image, background: tuple[int, int, int] | None) -> Image.I
     if im.mode == "1":
         im = im.convert("L")
     return im.convert("RGB")  # a copy when already RGB: independent of the file
+
+
+def image_files(root: str | os.PathLike) -> list[Path]:
+    """Every image file below ``root`` (by suffix, case-insensitive), sorted; hidden files excluded."""
+    return sorted(p for p in Path(root).rglob("*")
+                  if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file())
 
 
 def load_rgb(path: str | os.PathLike, *, rgba_background: str = "white") -> Image.Image:
@@ -409,15 +417,7 @@ def to_tensor(img, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] =
 # dataset
 
 
-def _torch_dataset_base():
-    try:
-        from torch.utils.data import Dataset
-    except ImportError:  # pragma: no cover - torch is a dependency; keep the module importable anyway
-        return object
-    return Dataset
-
-
-class ImageListDataset(_torch_dataset_base()):
+class _ImageList:
     """A torch ``Dataset`` over image files that never hands a corrupt file to a ``DataLoader``.
 
     The files are scanned first (:func:`scan_images`, cached). Unreadable ones are left out and listed
@@ -450,3 +450,19 @@ class ImageListDataset(_torch_dataset_base()):
     def skipped_records(self) -> list[dict]:
         """``.skipped`` as JSON-ready dicts (``{"path", "reason"}``) for a run's metrics.json."""
         return [{"path": str(p), "reason": r} for p, r in self.skipped]
+
+
+def _dataset_class() -> type:
+    """``ImageListDataset``: :class:`_ImageList` as a ``torch.utils.data.Dataset`` (torch imported on first use)."""
+    from torch.utils.data import Dataset
+
+    cls = type("ImageListDataset", (_ImageList, Dataset), {"__doc__": _ImageList.__doc__, "__module__": __name__})
+    globals()["ImageListDataset"] = cls
+    return cls
+
+
+def __getattr__(name: str):
+    # torch takes about a second to import; modules that only load images should not pay for it
+    if name == "ImageListDataset":
+        return _dataset_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,30 +3,36 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Iterable
 
 from fgr_utils import viz
+from fgr_utils.data.images import image_files
 
 _LANDMARK_SETS = {"photo-landmarks", "oxford5k", "paris6k", "roxford5k", "rparis6k"}
-_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 
 
-def sample_figure(name: str, root: Path, n: int = 6, seed: int = 0):
-    """Show what dataset ``name`` at ``root`` looks like (queries with their boxes for landmark sets)."""
+def sample_figure(name: str, root: Path, n: int = 6, seed: int = 0, skip: Iterable[Path] = ()):
+    """Show what dataset ``name`` at ``root`` looks like (queries with their boxes for landmark sets).
+
+    ``skip``: image files known to be unreadable (from a scan), never drawn.
+    """
+    bad = {Path(p) for p in skip}
     if name in _LANDMARK_SETS:
-        return landmark_figure(root, n, seed)
-    paths = sorted(p for p in Path(root).rglob("*") if p.suffix.lower() in _IMAGE_SUFFIXES)
+        return landmark_figure(root, n, seed, bad)
+    paths = [p for p in image_files(root) if p not in bad]
     picks = random.Random(seed).sample(paths, min(n, len(paths)))
     return viz.image_grid(picks, titles=[p.name for p in picks], ncols=n, suptitle=f"{name}: random images")
 
 
-def landmark_figure(root: Path, n: int = 6, seed: int = 0):
+def landmark_figure(root: Path, n: int = 6, seed: int = 0, bad: set[Path] = frozenset()):
     """Row 1: queries with their box; row 2: one query's easy, hard and junk database images."""
     from fgr_utils.data.landmarks import load_landmarks
 
     ds = load_landmarks(root)
     n = max(3, n)
     rng = random.Random(seed)
-    qs = rng.sample(range(len(ds.qimlist)), min(n, len(ds.qimlist)))
+    readable = [i for i in range(len(ds.qimlist)) if ds.query_paths[i] not in bad]
+    qs = rng.sample(readable, min(n, len(readable)))
     images = [ds.query_paths[i] for i in qs]
     titles = [f"query {i}" for i in qs]
     boxes: list = [tuple(ds.gnd[i]["bbx"]) for i in qs]
@@ -36,7 +42,7 @@ def landmark_figure(root: Path, n: int = 6, seed: int = 0):
         else [("ok", viz.HIT), ("junk", "#999999")]
     per = max(1, n // len(groups))
     for key, colour in groups:
-        for j in list(g.get(key, []))[:per]:
+        for j in [j for j in g.get(key, []) if ds.db_paths[j] not in bad][:per]:
             images.append(ds.db_paths[j])
             titles.append(f"{key} for query {qs[0]}")
             boxes.append(None)

@@ -28,14 +28,17 @@ bounding box in the query image's pixels. Every query has at least one easy and 
 Sizes: ``smoke`` (6 landmarks, 60 database images, 12 queries), ``demo`` (12 landmarks, 600 database
 images, 36 queries), ``paper`` (every photo that loads, 5,000 database images, 5 queries per landmark),
 or a count (about that many database images). The output is byte-identical for a given seed and
-size (all randomness comes from ``numpy.random.default_rng`` streams derived from the seed; the JPEG
-encoder settings are fixed).
+size in one environment (all randomness comes from ``numpy.random.default_rng`` streams derived from
+the seed and is drawn before any pixel is rendered, so the rendering threads cannot change it; the JPEG
+encoder settings are fixed). Other Pillow / libjpeg versions may encode different bytes.
 """
 from __future__ import annotations
 
 import json
 import math
+import os
 import pickle
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -52,7 +55,8 @@ VIEWS_FILE = f"{NAME}-views.json"
 JPEG_SETTINGS = {"quality": 90, "subsampling": 2, "optimize": False, "progressive": False}
 EASY_MIN, HARD_MIN = 0.7, 0.25
 DISTRACTOR_FRACTION = 0.2
-SUPERSAMPLE = 2  # views are rendered at twice the size, then reduced with LANCZOS (no aliasing)
+SUPERSAMPLE = 2  # views are rendered (bilinear) at twice the size, then reduced with LANCZOS (no aliasing)
+RENDER_THREADS = 4
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -280,7 +284,7 @@ def _render(src: Image.Image, fill: tuple[int, int, int], spec: ViewSpec) -> Ima
     c, s = math.cos(math.radians(win.angle)), math.sin(math.radians(win.angle))
     a, b, d, e = c / kx, -s / ky, s / kx, c / ky
     coeffs = (a, b, win.cx - a * big[0] / 2 - b * big[1] / 2, d, e, win.cy - d * big[0] / 2 - e * big[1] / 2)
-    img = src.transform(big, Image.Transform.AFFINE, coeffs, resample=Image.Resampling.BICUBIC, fillcolor=fill)
+    img = src.transform(big, Image.Transform.AFFINE, coeffs, resample=Image.Resampling.BILINEAR, fillcolor=fill)
     img = img.resize((ow, oh), Image.Resampling.LANCZOS)
     x = np.asarray(img, dtype=np.float32)
     if spec.tint is not None:
@@ -508,9 +512,17 @@ def generate(out_dir: Path, size: str, seed: int) -> dict:
             if not g["easy"] or not g["hard"]:
                 raise RuntimeError(f"{NAME}: query {q} has no easy or no hard positive (generator bug)")
 
-    for spec in db + queries:
+    def write(spec: ViewSpec) -> None:  # no randomness here: every parameter was drawn above
         img = _render(sources[spec.source], fills[spec.source], spec)
         img.save(out_dir / "jpg" / f"{spec.name}.jpg", "JPEG", **JPEG_SETTINGS)
+
+    workers = min(RENDER_THREADS, os.cpu_count() or 1)
+    if workers > 1 and len(db) + len(queries) > 100:  # Pillow releases the GIL while resampling / encoding
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(write, db + queries))
+    else:
+        for spec in db + queries:
+            write(spec)
 
     with open(out_dir / GND_FILE, "wb") as f:
         pickle.dump({"imlist": imlist, "qimlist": qimlist, "gnd": gnd}, f, protocol=4)
