@@ -71,7 +71,6 @@ before reading it; every problem is reported as a one-line :class:`FgrError`.
 from __future__ import annotations
 
 import abc
-import hashlib
 import json
 import math
 import os
@@ -85,6 +84,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from fgr_utils.errors import FgrError
+from fgr_utils import io
 from fgr_utils.io import atomic_path, write_json
 
 __all__ = ["KINDS", "METRICS", "Index", "build_index", "load_index", "recall_at_k"]
@@ -107,11 +107,6 @@ IdArray = NDArray[np.int64]
 # --------------------------------------------------------------------------------------------
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0].strip() if text else type(exc).__name__
-
-
 def _join(parts: list[str]) -> str:
     """``["a", "b", "c"]`` -> ``"a, b and c"``."""
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
@@ -124,7 +119,7 @@ def _as_matrix(x: Any, *, what: str, dim: int | None = None) -> FloatArray:
     try:
         arr = np.asarray(x)
     except Exception as exc:
-        raise FgrError(f"{what} cannot be read as an array: {_one_line(exc)}") from None
+        raise FgrError(f"{what} cannot be read as an array: {io.one_line(exc)}") from None
     if arr.ndim != 2:
         raise FgrError(f"{what} must be a 2-D array (n, dim), got shape {tuple(arr.shape)}")
     if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
@@ -155,14 +150,6 @@ def _int_param(params: Mapping[str, Any], name: str, kind: str, lo: int, hi: int
 
 def _worst_score(metric: str) -> float:
     return -math.inf if metric == "ip" else math.inf
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _set_threads(threads: Any) -> None:
@@ -277,7 +264,7 @@ class Index(abc.ABC):
         with atomic_path(path) as tmp:
             self._write(tmp)
             file_bytes = tmp.stat().st_size
-            digest = _sha256(tmp)
+            digest = io.file_sha256(tmp)
         write_json(_sidecar_path(path), {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
@@ -753,7 +740,7 @@ def build_index(vectors: ArrayLike, kind: str = "exact", metric: str = "ip", **p
     except FgrError:
         raise
     except RuntimeError as exc:  # FAISS errors
-        raise FgrError(f"building a {kind} index failed: {_one_line(exc)}") from None
+        raise FgrError(f"building a {kind} index failed: {io.one_line(exc)}") from None
 
 
 def load_index(path: str | os.PathLike, *, dim: int | None = None, metric: str | None = None,
@@ -778,7 +765,7 @@ def load_index(path: str | os.PathLike, *, dim: int | None = None, metric: str |
         raise FgrError(f"index {path} has {has}, expected {want}: rebuild it")
 
     size = path.stat().st_size
-    if size != meta["file_bytes"] or _sha256(path) != meta["sha256"]:
+    if size != meta["file_bytes"] or io.file_sha256(path) != meta["sha256"]:
         raise FgrError(f"index file {path} ({size} bytes) does not match its sidecar "
                        f"({meta['file_bytes']} bytes, sha256 {meta['sha256'][:12]}): it is "
                        f"truncated or was changed after saving; rebuild it")
@@ -787,7 +774,7 @@ def load_index(path: str | os.PathLike, *, dim: int | None = None, metric: str |
         index = cls._read(path, metric=meta["metric"], params=meta["params"])
     except Exception as exc:
         raise FgrError(f"index file {path} cannot be read as a {meta['kind']} index "
-                       f"({_one_line(exc)}): rebuild it") from None
+                       f"({io.one_line(exc)}): rebuild it") from None
     if index.dim != meta["dim"] or index.ntotal != meta["ntotal"]:
         raise FgrError(f"index file {path} holds {index.ntotal} vectors of dim {index.dim} but its "
                        f"sidecar says {meta['ntotal']} of dim {meta['dim']}: rebuild it")
@@ -801,7 +788,7 @@ def _read_sidecar(path: Path, sidecar: Path) -> dict[str, Any]:
     try:
         meta = json.loads(sidecar.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FgrError(f"sidecar {sidecar} is not valid JSON ({_one_line(exc)}): "
+        raise FgrError(f"sidecar {sidecar} is not valid JSON ({io.one_line(exc)}): "
                        f"re-save the index") from None
     checks = {
         "format": lambda v: v == FORMAT_NAME,

@@ -56,3 +56,20 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, os.PathLike):
         return os.fspath(obj)
     raise TypeError(f"cannot store {type(obj).__name__} in JSON")
+
+
+def one_line(text: BaseException | str, limit: int = 300) -> str:
+    """Collapse a message (or an exception's) onto one line, cut to ``limit`` characters."""
+    flat = " ".join(str(text).split()) or (type(text).__name__ if isinstance(text, BaseException) else "")
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def file_sha256(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
+    """The sha256 hex digest of a file, read in chunks."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk_size), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -239,7 +239,9 @@ def find_notebook(name: str) -> NotebookInfo:
 def list_profiles() -> dict[str, str]:
     """Profile name -> one-line description."""
     out = {}
-    for d in sorted(p for p in params_dir().iterdir() if p.is_dir()) if params_dir().is_dir() else []:
+    known = ("smoke", "demo", "paper")
+    dirs = [p for p in params_dir().iterdir() if p.is_dir()] if params_dir().is_dir() else []
+    for d in sorted(dirs, key=lambda p: (known.index(p.name) if p.name in known else len(known), p.name)):
         meta = d / PROFILE_META
         desc = ""
         if meta.exists():
@@ -403,19 +405,17 @@ def ensure_kernel() -> str:
     """Make sure a kernel named ``fgr`` runs this very Python; register it in sys.prefix if absent."""
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
-    ksm = KernelSpecManager()
     try:
-        spec = ksm.get_kernel_spec(KERNEL_NAME)
+        spec = KernelSpecManager().get_kernel_spec(KERNEL_NAME)
+    except NoSuchKernel:
+        spec = None
+    if spec is not None:
         exe = spec.argv[0] if spec.argv else ""
-        if exe and Path(exe).exists() and Path(exe).resolve() == Path(sys.executable).resolve():
+        if exe and Path(exe).absolute() == Path(sys.executable).absolute():
             return KERNEL_NAME
-        if Path(spec.resource_dir).resolve().is_relative_to(Path(sys.prefix).resolve()):
-            pass  # ours but stale: reinstall below
-        else:
+        if not Path(spec.resource_dir).resolve().is_relative_to(Path(sys.prefix).resolve()):
             raise FgrError(f"kernel {KERNEL_NAME!r} at {spec.resource_dir} runs {exe}, not {sys.executable}: "
                            f"remove it (`jupyter kernelspec remove {KERNEL_NAME}`) and run `make kernel`")
-    except NoSuchKernel:
-        pass
     from ipykernel.kernelspec import install
 
     install(kernel_name=KERNEL_NAME, display_name="Python (fgr)", prefix=sys.prefix)
@@ -440,7 +440,7 @@ def _env(values: dict[str, str]) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def execute(run: RunSpec, *, progress: bool = True, log: Callable[[str], None] = print) -> float:
+def execute(run: RunSpec, *, progress: bool = True) -> float:
     """Execute one run; return its wall time. Raises NotebookFailed naming the failing cell."""
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
@@ -543,7 +543,7 @@ def reproduce(profile: str, track: str | None = None, force: bool = False, *, pr
             summary.skipped.append(run.name)
             continue
         log(f"{head}: running ({run.profile} profile)")
-        seconds = execute(run, progress=progress, log=log)
+        seconds = execute(run, progress=progress)
         log(f"{head}: done in {seconds:.1f} s")
         summary.executed.append((run.name, seconds))
     summary.seconds = time.perf_counter() - t0

@@ -11,6 +11,7 @@ import pytest
 
 import fgr_utils.index as fgr_index
 from fgr_utils.errors import FgrError
+from fgr_utils.io import file_sha256
 from fgr_utils.index import KINDS, build_index, load_index, recall_at_k
 
 N, NQ, DIM, K = 2000, 100, 32, 10
@@ -384,7 +385,7 @@ def test_truncated_index_file(data, tmp_path, kind):
     _one_line_fgr_error(path, "truncated")
     # even if the sidecar is made to agree, the reader's own failure becomes one FgrError line
     meta = json.loads(Path(f"{path}.json").read_text())
-    meta.update(file_bytes=len(raw) // 2, sha256=fgr_index._sha256(path))
+    meta.update(file_bytes=len(raw) // 2, sha256=file_sha256(path))
     Path(f"{path}.json").write_text(json.dumps(meta))
     _one_line_fgr_error(path, "cannot be read as")
 

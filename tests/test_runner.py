@@ -73,7 +73,7 @@ def test_plan_refuses_unknown_key_and_wrong_type_naming_allowed(toy_home):
     (toy_home / "params/demo/01_a.yaml").write_text("sead: 1\n")
     with pytest.raises(FgrError, match=r"'sead' \(from params/demo/01_a.yaml\) is not declared"):
         runner.plan_runs(nb, "demo")
-    with pytest.raises(FgrError, match="unknown profile 'nope'; known: demo, smoke"):
+    with pytest.raises(FgrError, match="unknown profile 'nope'; known: smoke, demo"):
         runner.plan_runs(nb, "nope")
 
 

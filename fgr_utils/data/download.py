@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import filecmp
-import hashlib
 import http.client
 import json
 import logging
@@ -36,6 +35,7 @@ import zipfile
 from pathlib import Path
 
 from fgr_utils import io
+from fgr_utils.io import file_sha256
 from fgr_utils.data import registry
 from fgr_utils.errors import FgrError
 from fgr_utils.paths import data_dir
@@ -71,21 +71,8 @@ KAGGLE_HELP = (
 # --------------------------------------------------------------------------------------------
 
 
-def _one_line(exc: BaseException | str, limit: int = 300) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def _sibling(path: Path, suffix: str) -> Path:
     return path.with_name(path.name + suffix)
-
-
-def file_sha256(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk_size), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _remove(path: Path) -> None:
@@ -206,13 +193,13 @@ def _fetch_into(url: str, part: Path, *, expected_size: int | None, progress: bo
                     return start  # the partial file is already complete
                 part.write_bytes(b"")  # it does not fit the file on the server: begin again
                 continue
-            reason = _one_line(e.reason) if e.reason else ""
+            reason = io.one_line(e.reason) if e.reason else ""
             e.close()
             raise FgrError(f"download of {url} failed: HTTP {e.code} {reason}".rstrip()
                            + "; check the address or try again later") from None
         except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as e:
             reason = getattr(e, "reason", None) or e
-            raise FgrError(f"cannot download {url}: {_one_line(reason)}; check the network connection and "
+            raise FgrError(f"cannot download {url}: {io.one_line(reason)}; check the network connection and "
                            "the address") from None
 
         with response:
@@ -256,7 +243,7 @@ def _fetch_into(url: str, part: Path, *, expected_size: int | None, progress: bo
             finally:
                 bar.close()
 
-        why = _one_line(error) if error is not None else "connection closed"
+        why = io.one_line(error) if error is not None else "connection closed"
         if total is not None and received < total:
             raise FgrError(f"download of {url} stopped after {received} of {total} bytes ({why}); the partial "
                            f"file {part} is kept: {rerun}")
@@ -492,10 +479,10 @@ def safe_extract(archive: str | os.PathLike, target_dir: str | os.PathLike) -> l
         except FgrError:
             raise
         except (tarfile.TarError, zipfile.BadZipFile, EOFError, RuntimeError, ValueError) as e:
-            raise FgrError(f"cannot extract {archive}: {_one_line(e)}; the file is damaged, delete it and "
+            raise FgrError(f"cannot extract {archive}: {io.one_line(e)}; the file is damaged, delete it and "
                            "download it again") from None
         except OSError as e:
-            raise FgrError(f"cannot extract {archive} into {target}: {_one_line(e)}") from None
+            raise FgrError(f"cannot extract {archive} into {target}: {io.one_line(e)}") from None
         _links_stay_inside(tmp, archive)
 
         moves: list[tuple[Path, Path]] = []
@@ -552,12 +539,12 @@ def _fetch_kaggle(spec: registry.DatasetSpec, cache: Path, progress: bool) -> Pa
         api = KaggleApi()
         api.authenticate()
     except (Exception, SystemExit) as e:
-        raise FgrError(f"Kaggle sign-in with the credentials from {where} failed ({_one_line(e)}); check them or "
+        raise FgrError(f"Kaggle sign-in with the credentials from {where} failed ({io.one_line(e)}); check them or "
                        "create a new token at https://www.kaggle.com/settings") from None
     try:
         api.dataset_download_files(spec.kaggle_id, path=str(cache), unzip=False, quiet=not progress)
     except (Exception, SystemExit) as e:
-        raise FgrError(f"Kaggle download of {spec.kaggle_id} failed ({_one_line(e)}); accept the dataset's terms "
+        raise FgrError(f"Kaggle download of {spec.kaggle_id} failed ({io.one_line(e)}); accept the dataset's terms "
                        f"on https://www.kaggle.com/datasets/{spec.kaggle_id} and run `fgr data download "
                        f"{spec.name}` again") from None
     slug = spec.kaggle_id.split("/")[1] if "/" in spec.kaggle_id else spec.kaggle_id
@@ -579,7 +566,7 @@ def _fetch_gdrive(spec: registry.DatasetSpec, archive: registry.Archive, dest: P
             out = gdown.download(id=archive.gdrive_id, output=str(dest), quiet=not progress, resume=True)
         except Exception as e:
             out = None
-            why = _one_line(e)
+            why = io.one_line(e)
         else:
             why = "gdown returned nothing"
         if out is None or not dest.is_file():
@@ -603,7 +590,7 @@ def _fetch_gdrive_folder(spec: registry.DatasetSpec, folder: Path, progress: boo
         files = gdown.download_folder(id=spec.gdrive_folder_id, output=str(folder), quiet=not progress, resume=True)
         why = "gdown returned nothing"
     except Exception as e:
-        files, why = None, _one_line(e)
+        files, why = None, io.one_line(e)
     if not files:
         raise FgrError(f"Google Drive folder {spec.gdrive_folder_id} for {spec.name} could not be fetched ({why}); "
                        f"Drive quotas reset after a day, or download the folder by hand into {folder}")
@@ -876,7 +863,7 @@ def verify_dataset(name_or_spec: str | registry.DatasetSpec) -> registry.VerifyR
         entries = list(manifest.get("files", []))
         links = list(manifest.get("links", []))
     except (OSError, ValueError, AttributeError) as e:
-        report.problems.append(f"the manifest {manifest_path} is unreadable ({_one_line(e)})")
+        report.problems.append(f"the manifest {manifest_path} is unreadable ({io.one_line(e)})")
         return report
     missing: list[str] = []
     changed: list[str] = []

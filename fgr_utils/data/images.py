@@ -64,12 +64,8 @@ class CorruptImage(FgrError):
 
     def __init__(self, path: str | os.PathLike, reason: str):
         self.path = Path(path)
-        self.reason = _one_line(reason)
+        self.reason = io.one_line(reason)
         super().__init__(f"cannot read image {self.path}: {self.reason}")
-
-
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -120,7 +116,7 @@ def _file_problem(path: Path) -> str | None:
 def _decode_error(exc: BaseException) -> str:
     if isinstance(exc, UnidentifiedImageError):
         return "not an image file Pillow can identify"
-    msg = _one_line(str(exc)) or type(exc).__name__
+    msg = io.one_line(str(exc)) or type(exc).__name__
     if isinstance(exc, Image.DecompressionBombError):
         return f"refused as a decompression bomb ({msg})"
     if "truncated" in msg.lower():
