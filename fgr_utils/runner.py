@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import functools
 import hashlib
 import io as _io
 import json
@@ -422,6 +423,18 @@ def ensure_kernel() -> str:
     return KERNEL_NAME
 
 
+@functools.lru_cache(maxsize=1)
+def _kernel_manager_class():
+    """Kernels talk over local IPC sockets: parallel runs never race for TCP ports, nothing listens."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class LocalKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            super().__init__(transport="ipc", **kwargs)
+
+    return LocalKernelManager
+
+
 class NotebookFailed(FgrError):
     """A cell raised; the message names the notebook, the cell and the exception."""
 
@@ -458,7 +471,8 @@ def execute(run: RunSpec, *, progress: bool = True) -> float:
         with _env(env):
             pm.execute_notebook(str(run.notebook.path), str(run.output), parameters=run.params,
                                 kernel_name=kernel, cwd=str(run.dir), progress_bar=progress,
-                                request_save_on_cell_execute=True)
+                                request_save_on_cell_execute=True,
+                                kernel_manager_class=_kernel_manager_class())
     except PapermillExecutionError as e:
         seconds = time.perf_counter() - t0
         io.write_json(run.dir / "run.json", {**manifest, "status": "failed", "seconds": round(seconds, 3),
