@@ -106,6 +106,13 @@ class Run:
     finished: bool = False
 
     @property
+    def fingerprint(self) -> str:
+        """A hash of the run's parameters (a checkpoint made under other parameters is not resumed)."""
+        import hashlib
+
+        return hashlib.sha256(json.dumps(self.params, sort_keys=True, default=str).encode()).hexdigest()
+
+    @property
     def figures_dir(self) -> Path:
         return self.dir / "figures"
 

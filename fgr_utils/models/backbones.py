@@ -1,0 +1,128 @@
+"""A registry of named backbones over timm, with token access and a partial-unfreeze policy.
+
+``create_backbone("dinov2-vitb14", pretrained=True, weights_path=...)`` builds the paper's DINOv2
+ViT-B/14 at 224 px (16 x 16 patch tokens + CLS); ``"vit-demo"`` is a small ViT the demo trains from
+scratch on a CPU. Weights are never downloaded at run time: ``pretrained=True`` needs a local timm
+checkpoint in ``weights_path`` (fetch it once, on a machine with network access).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from fgr_utils.errors import FgrError
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    name: str
+    timm_name: str
+    img_size: int
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    hub_weights: str = ""  # where the pretrained weights come from (documentation only)
+    note: str = ""
+
+
+BACKBONES: dict[str, BackboneSpec] = {}
+
+
+def register_backbone(spec: BackboneSpec) -> BackboneSpec:
+    BACKBONES[spec.name] = spec
+    return spec
+
+
+for _spec in (
+    BackboneSpec("dinov2-vitb14", "vit_base_patch14_dinov2", 224,
+                 hub_weights="timm/vit_base_patch14_dinov2.lvd142m (facebook/dinov2-base)",
+                 note="fabric QGA paper: 224 px -> 16 x 16 tokens, hidden 768, 12 blocks"),
+    BackboneSpec("vit-b16", "vit_base_patch16_224", 224, hub_weights="timm/vit_base_patch16_224.augreg2_in21k_ft_in1k",
+                 note="ARNet: ViT-B/16 at 224 px"),
+    BackboneSpec("vit-s16", "vit_small_patch16_224", 224, hub_weights="timm/vit_small_patch16_224.augreg_in21k_ft_in1k"),
+    BackboneSpec("vit-demo", "vit_tiny_patch16_224", 96,
+                 kwargs={"patch_size": 8, "embed_dim": 128, "depth": 4, "num_heads": 4},
+                 note="CPU demo: 96 px, patch 8 -> 12 x 12 tokens, width 128, 4 blocks, trained from scratch"),
+    BackboneSpec("vit-smoke", "vit_tiny_patch16_224", 32,
+                 kwargs={"patch_size": 8, "embed_dim": 32, "depth": 2, "num_heads": 2},
+                 note="tests: 32 px, 4 x 4 tokens"),
+):
+    register_backbone(_spec)
+
+
+class Backbone(nn.Module):
+    """A timm vision transformer that returns all tokens of its last layer (after the final norm)."""
+
+    def __init__(self, model: nn.Module, spec: BackboneSpec, img_size: int):
+        super().__init__()
+        self.model = model
+        self.spec = spec
+        self.img_size = img_size
+        self.dim: int = model.embed_dim
+        self.num_prefix_tokens: int = getattr(model, "num_prefix_tokens", 1)
+        self.grid: tuple[int, int] = tuple(model.patch_embed.grid_size)
+
+    @property
+    def blocks(self) -> nn.ModuleList:
+        return self.model.blocks
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) -> (B, prefix + N, D) tokens; index 0 is CLS."""
+        return self.model.forward_features(x)
+
+    def cls(self, tokens: torch.Tensor) -> torch.Tensor:
+        return tokens[:, 0]
+
+    def patches(self, tokens: torch.Tensor) -> torch.Tensor:
+        return tokens[:, self.num_prefix_tokens:]
+
+
+def create_backbone(name: str, *, pretrained: bool = False, weights_path: str | None = None,
+                    img_size: int | None = None) -> Backbone:
+    """Build backbone ``name`` (see :data:`BACKBONES`); ``img_size`` overrides the default resolution."""
+    import timm
+
+    if name not in BACKBONES:
+        raise FgrError(f"unknown backbone {name!r}; known: {', '.join(BACKBONES)}")
+    spec = BACKBONES[name]
+    size = img_size or spec.img_size
+    kwargs = dict(spec.kwargs, num_classes=0, img_size=size)
+    if pretrained:
+        if not weights_path:
+            raise FgrError(f"backbone {name}: pretrained=True needs weights_path, a local timm checkpoint of "
+                           f"{spec.hub_weights or spec.timm_name}; the kit never downloads weights at run time")
+        path = Path(weights_path)
+        if not path.is_file():
+            raise FgrError(f"backbone {name}: weights_path {path} does not exist")
+        try:
+            model = timm.create_model(spec.timm_name, pretrained=True,
+                                      pretrained_cfg_overlay={"file": str(path)}, **kwargs)
+        except (RuntimeError, KeyError, ValueError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise FgrError(f"backbone {name}: cannot load {path} ({first[:200]})") from None
+    else:
+        model = timm.create_model(spec.timm_name, pretrained=False, **kwargs)
+    return Backbone(model, spec, size)
+
+
+def set_trainable(backbone: Backbone, last_blocks: int | None, *, final_norm: bool = True) -> int:
+    """Freeze everything but the last ``last_blocks`` blocks (and the final norm); None trains all.
+
+    Returns the number of trainable parameters.
+    """
+    if last_blocks is None:
+        for p in backbone.parameters():
+            p.requires_grad_(True)
+    else:
+        for p in backbone.parameters():
+            p.requires_grad_(False)
+        blocks = list(backbone.blocks)
+        for block in blocks[len(blocks) - last_blocks:] if last_blocks > 0 else []:
+            for p in block.parameters():
+                p.requires_grad_(True)
+        if final_norm:
+            for p in backbone.model.norm.parameters():
+                p.requires_grad_(True)
+    return sum(p.numel() for p in backbone.parameters() if p.requires_grad)

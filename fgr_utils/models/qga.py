@@ -1,0 +1,110 @@
+"""The printed-fabric models: stage-1 global descriptor and stage-2 query-guided attention (QGA).
+
+Stage 1 (``GlobalModel``): CLS token -> Linear(D, D) -> GELU -> Linear(D, 256); cosine similarity
+at retrieval time (no normalisation inside the model), as released.
+
+Stage 2 (``QGAModel``): the query motif's CLS token attends over a candidate fabric's patch tokens
+(``nn.MultiheadAttention``, 8 heads, dropout 0.1); both sides are projected to 256-d
+(``L2norm(GELU(Linear))``) and compared by cosine. ``attention_align`` is the released code's dead
+head, kept only so state dicts stay compatible.
+
+Because the candidate's tokens do not depend on the query, a shortlist is re-ranked from cached
+tokens: :meth:`QGAModel.score_cached` computes the attention from the tokens with the module's own
+projection weights, for all candidates of a query in one call, and gives the same scores as
+:meth:`QGAModel.score` (tested to 1e-5).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fgr_utils.models.backbones import Backbone
+
+
+class GlobalModel(nn.Module):
+    def __init__(self, backbone: Backbone, out_dim: int = 256):
+        super().__init__()
+        self.backbone = backbone
+        d = backbone.dim
+        self.head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, out_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone.cls(self.backbone(x)))
+
+
+def _proj(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    return F.normalize(F.gelu(layer(x)), dim=-1)
+
+
+class QGAModel(nn.Module):
+    def __init__(self, backbone: Backbone, *, heads: int = 8, proj_dim: int = 256, dropout: float = 0.1):
+        super().__init__()
+        self.backbone = backbone
+        d = backbone.dim
+        self.heads = heads
+        self.attention = nn.MultiheadAttention(d, heads, dropout=dropout, batch_first=True)
+        self.query_projection = nn.Linear(d, proj_dim)
+        self.target_projection = nn.Linear(d, proj_dim)
+        self.attention_align = nn.Linear(d, proj_dim)  # dead head of the release (never used)
+
+    # -- encoders ------------------------------------------------------------------------------
+    def encode_query(self, x: torch.Tensor) -> torch.Tensor:
+        """Query images -> CLS tokens (B, D)."""
+        return self.backbone.cls(self.backbone(x))
+
+    def encode_candidates(self, x: torch.Tensor) -> torch.Tensor:
+        """Candidate images -> patch tokens (B, N, D); the CLS token is excluded."""
+        return self.backbone.patches(self.backbone(x))
+
+    def project_query(self, q: torch.Tensor) -> torch.Tensor:
+        return _proj(self.query_projection, q)
+
+    def project_target(self, context: torch.Tensor) -> torch.Tensor:
+        return _proj(self.target_projection, context)
+
+    # -- attention -----------------------------------------------------------------------------
+    def attend(self, q: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, D) queries over (B, N, D) tokens -> context (B, D), head-averaged weights (B, N)."""
+        context, weights = self.attention(q[:, None], tokens, tokens, need_weights=True,
+                                          average_attn_weights=True)
+        return context[:, 0], weights[:, 0]
+
+    def score(self, q: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cosine score of each (query, candidate) pair (B,) and the attention map (B, N)."""
+        context, weights = self.attend(q, tokens)
+        return (self.project_query(q) * self.project_target(context)).sum(-1), weights
+
+    def forward(self, query_images: torch.Tensor, candidate_images: torch.Tensor):
+        """The released per-pair forward: encodes both images every time (used by the naive baseline)."""
+        return self.score(self.encode_query(query_images), self.encode_candidates(candidate_images))
+
+    # -- cached re-ranking ---------------------------------------------------------------------
+    def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        return x.view(b, n, self.heads, d // self.heads).transpose(1, 2)  # (B, H, N, d_h)
+
+    def keys_values(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The attention's key and value projections of candidate tokens (B, N, D) each."""
+        d = tokens.shape[-1]
+        w, b = self.attention.in_proj_weight, self.attention.in_proj_bias
+        k = F.linear(tokens, w[d:2 * d], b[d:2 * d])
+        v = F.linear(tokens, w[2 * d:], b[2 * d:])
+        return k, v
+
+    def score_cached(self, q: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One query (D,) against K candidates' tokens (K, N, D) in one call -> scores (K,), maps (K, N).
+
+        Same numbers as :meth:`score` in eval mode, without re-encoding anything.
+        """
+        d = tokens.shape[-1]
+        w, b = self.attention.in_proj_weight, self.attention.in_proj_bias
+        k, v = self.keys_values(tokens)
+        qh = F.linear(q, w[:d], b[:d]).view(1, self.heads, 1, d // self.heads)  # (1, H, 1, d_h)
+        att = torch.softmax(qh @ self._split_heads(k).transpose(-1, -2) / math.sqrt(d // self.heads), dim=-1)
+        ctx = (att @ self._split_heads(v)).transpose(1, 2).reshape(tokens.shape[0], d)  # (K, D)
+        ctx = self.attention.out_proj(ctx)
+        scores = self.project_target(ctx) @ self.project_query(q)
+        return scores, att.mean(1)[:, 0]
