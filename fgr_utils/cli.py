@@ -1,4 +1,4 @@
-"""The ``fgr`` command: list, run, reproduce, results, data."""
+"""The ``fgr`` command: list, run, reproduce, results, data, bench."""
 from __future__ import annotations
 
 import argparse
@@ -137,6 +137,17 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from fgr_utils import bench, runner
+
+    runner.check_profile(args.profile)
+    if args.what == "rerank":
+        bench.bench_rerank(args.profile, queries=args.queries)
+    elif args.what == "extract":
+        bench.bench_extract(args.profile, images=args.images)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fgr", description="Fine-grained image retrieval reproducibility kit.")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -180,6 +191,13 @@ def build_parser() -> argparse.ArgumentParser:
     ds.add_argument("--seed", type=int, default=0)
     ds.add_argument("--force", action="store_true", help="generate again even if present")
     d.set_defaults(func=cmd_data)
+
+    b = sub.add_parser("bench", help="speed measurements (print their figures)")
+    b.add_argument("what", choices=["rerank", "extract"])
+    b.add_argument("--profile", default="demo")
+    b.add_argument("--queries", type=int, default=10, help="rerank: queries timed")
+    b.add_argument("--images", type=int, default=256, help="extract: images timed")
+    b.set_defaults(func=cmd_bench)
     return p
 
 
@@ -193,6 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("fgr: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into head & co.
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -244,6 +244,15 @@ def find_run(name: str, profile: str | None = None) -> Path:
     return d
 
 
+def read_record(run_dir: Path) -> dict[str, Any]:
+    """The metrics.json of a finished run."""
+    path = Path(run_dir) / "metrics.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise FgrError(f"cannot read {path}: run that notebook again") from None
+
+
 # --------------------------------------------------------------------------------------------
 # Collecting and reporting
 # --------------------------------------------------------------------------------------------

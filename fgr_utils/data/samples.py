@@ -8,7 +8,7 @@ from typing import Iterable
 from fgr_utils import viz
 from fgr_utils.data.images import image_files
 
-_LANDMARK_SETS = {"photo-landmarks", "oxford5k", "paris6k", "roxford5k", "rparis6k"}
+_LANDMARK_SETS = {"photo-landmarks", "sim-revisited", "oxford5k", "paris6k", "roxford5k", "rparis6k"}
 
 
 def sample_figure(name: str, root: Path, n: int = 6, seed: int = 0, skip: Iterable[Path] = ()):

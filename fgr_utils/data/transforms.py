@@ -40,11 +40,17 @@ class Preprocess:
         d["resample"] = "LANCZOS (shrink) / BICUBIC (enlarge)"
         return d
 
-    def load(self, path: str | Path) -> Image.Image:
-        img = images.load_rgb(path, rgba_background=self.rgba_background)
+    def prepare(self, img: Image.Image) -> Image.Image:
+        """Resize an already loaded RGB image to the network's input."""
         background = "black" if self.rgba_background == "black" else "white"
-        return images.resize(img, self.size, "squash" if self.resize == "squash" else "keep_aspect",
-                             background=background)
+        return images.resize(img, self.size, self.resize, background=background)
+
+    def load(self, path: str | Path) -> Image.Image:
+        return self.prepare(images.load_rgb(path, rgba_background=self.rgba_background))
+
+    def tensor(self, img: Image.Image) -> torch.Tensor:
+        """An already loaded RGB image -> normalised network input."""
+        return images.to_tensor(self.prepare(img), self.mean, self.std)
 
     def __call__(self, path: str | Path) -> torch.Tensor:
         return images.to_tensor(self.load(path), self.mean, self.std)

@@ -1,0 +1,456 @@
+"""The printed-fabric track: data, the two models, their training, re-ranking and evaluation.
+
+Stage 1 learns *category-level* similarity (a motif and the fabrics that contain a motif of its
+category); stage 2 learns *instance-level* "this fabric contains this very motif" and re-ranks the
+stage-1 shortlist with query-guided attention over cached candidate tokens. The notebooks
+``10_fabric_global``, ``11_fabric_rerank`` and ``12_landmarks`` call what is here.
+
+Faithful-vs-fixed switches (``shared/reference/fabric_qga.md`` §5), default fixed:
+
+* ``anchor_index_bug`` — the released stage-2 loss compares sample 0's anchor with every positive
+  and negative of the batch (``[0]`` on a B x 256 tensor, then broadcasting);
+* ``rgba_background`` — ``raw`` drops alpha as ``convert('RGB')`` did; ``white`` composites;
+* ``resize`` — ``squash`` (aspect not kept, as released) or ``keep_aspect``;
+* ``fuse_global`` — None ranks the shortlist by the stage-2 score alone (as released), a weight λ
+  fuses λ·s_global + (1-λ)·s_qga.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from fgr_utils import index as fgr_index
+from fgr_utils import metrics, rerank
+from fgr_utils.data import registry, synth
+from fgr_utils.data.fabrics import FabricSet, load_fabrics
+from fgr_utils.data.transforms import Augment, Preprocess
+from fgr_utils.embed import extract
+from fgr_utils.errors import FgrError
+from fgr_utils.results import read_record
+from fgr_utils.losses import cosine_triplet
+from fgr_utils.models.backbones import create_backbone, set_trainable
+from fgr_utils.models.qga import GlobalModel, QGAModel
+from fgr_utils.train import FitResult, TupleDataset, fit, load_checkpoint, loader
+
+DATASETS = ("sim-fabrics", "printed-fabrics")
+
+
+def load_dataset(dataset: str, size: str = "demo", seed: int = 0) -> tuple[FabricSet, Path]:
+    """The generated simulator set (``sim-fabrics``) or the real Kaggle set (``printed-fabrics``)."""
+    if dataset == "sim-fabrics":
+        root = synth.require_synth("sim-fabrics", size, seed)
+    elif dataset == "printed-fabrics":
+        root = registry.require("printed-fabrics")
+    else:
+        raise FgrError(f"dataset must be one of {', '.join(DATASETS)}, not {dataset!r}")
+    return load_fabrics(root), root
+
+
+# --------------------------------------------------------------------------------------------
+# Models
+# --------------------------------------------------------------------------------------------
+
+def build_global(backbone: str, *, pretrained: bool = False, weights_path: str | None = None,
+                 img_size: int | None = None, trainable_blocks: int | None = 2, out_dim: int = 256) -> GlobalModel:
+    bb = create_backbone(backbone, pretrained=pretrained, weights_path=weights_path, img_size=img_size)
+    set_trainable(bb, trainable_blocks)
+    return GlobalModel(bb, out_dim)
+
+
+def build_qga(backbone: str, *, pretrained: bool = False, weights_path: str | None = None,
+              img_size: int | None = None, trainable_blocks: int | None = 2, heads: int = 8,
+              init_backbone: dict | None = None) -> QGAModel:
+    """A separate stage-2 network; ``init_backbone`` (a backbone state dict) starts it from stage 1's."""
+    bb = create_backbone(backbone, pretrained=pretrained, weights_path=weights_path, img_size=img_size)
+    if init_backbone is not None:
+        bb.load_state_dict(init_backbone)
+    set_trainable(bb, trainable_blocks)
+    return QGAModel(bb, heads=heads)
+
+
+def backbone_state(checkpoint: Path) -> dict:
+    """The backbone weights of a saved stage-1 model."""
+    state = load_checkpoint(checkpoint)
+    if state is None:
+        raise FgrError(f"no readable checkpoint at {checkpoint}: run 10_fabric_global first")
+    prefix = "backbone."
+    return {k[len(prefix):]: v for k, v in state["model"].items() if k.startswith(prefix)}
+
+
+def _param_groups(model: torch.nn.Module, lrs: dict[str, float]) -> list[dict]:
+    """AdamW groups: the trainable backbone parameters at lrs['backbone'], each named head at its own."""
+    groups = []
+    backbone = [p for p in model.backbone.parameters() if p.requires_grad]
+    if backbone:
+        groups.append({"params": backbone, "lr": lrs["backbone"], "name": "backbone"})
+    for name, lr in lrs.items():
+        if name == "backbone":
+            continue
+        params = [p for n, p in model.named_parameters() if n.split(".")[0] in name.split("+") and p.requires_grad]
+        groups.append({"params": params, "lr": lr, "name": name})
+    return groups
+
+
+# --------------------------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class TrainConfig:
+    epochs: int
+    triplets_per_epoch: int
+    batch_size: int
+    weight_decay: float
+    t_max: int
+    eta_min: float = 1e-7
+    margin: float = 0.2
+    seed: int = 0
+    device: str = "cpu"
+    workers: int = 0
+    hard_fraction: float = 0.5
+
+
+def _triplet_loader(fs: FabricSet, split: str, level: str, cfg: TrainConfig, aug: Augment, epoch: int):
+    rng = np.random.default_rng((cfg.seed, epoch, 17))
+    n = cfg.triplets_per_epoch or None  # 0: one triplet per training motif, as the paper's samplers
+    records = fs.sample_triplets(split, level, n, rng, hard_fraction=cfg.hard_fraction)
+
+    def load(rec, item_rng):
+        return tuple(aug(p, item_rng) for p in rec)
+
+    return loader(TupleDataset(records, load, seed=cfg.seed, epoch=epoch), cfg.batch_size, workers=cfg.workers)
+
+
+def train_global(model: GlobalModel, fs: FabricSet, pre: Preprocess, cfg: TrainConfig, *, lr_head: float,
+                 lr_backbone: float, checkpoint_dir: Path, fingerprint: str, progress: bool = True) -> FitResult:
+    """Stage 1: cosine triplet with category-level positives; validation mAP selects the epoch."""
+    model.to(cfg.device)
+    opt = torch.optim.AdamW(_param_groups(model, {"backbone": lr_backbone, "head": lr_head}),
+                            weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.t_max, eta_min=cfg.eta_min)
+    aug = Augment(pre)
+
+    def step(batch):
+        a, p, n = (x.to(cfg.device) for x in batch)
+        return cosine_triplet(model(a), model(p), model(n), cfg.margin)
+
+    def evaluate(epoch: int) -> dict[str, float]:
+        sims = global_similarities(model, fs, "validation", pre, device=cfg.device, progress=False)
+        return {"val/map": evaluate_rankings(rank_all(sims, fs.fabric_ids("validation")), fs, "validation")["map"]}
+
+    return fit(model, opt, epochs=cfg.epochs, make_batches=lambda e: _triplet_loader(fs, "train", "category", cfg, aug, e),
+               train_step=step, evaluate=evaluate, select="val/map", scheduler=sched, checkpoint_dir=checkpoint_dir,
+               fingerprint=fingerprint, progress=progress)
+
+
+def train_qga(model: QGAModel, fs: FabricSet, pre: Preprocess, cfg: TrainConfig, *, lr_backbone: float,
+              lr_projections: float, lr_attention: float, anchor_index_bug: bool, checkpoint_dir: Path,
+              fingerprint: str, progress: bool = True) -> FitResult:
+    """Stage 2: cosine triplet on query-guided attention with instance-level (motif id) positives."""
+    model.to(cfg.device)
+    opt = torch.optim.AdamW(_param_groups(model, {
+        "backbone": lr_backbone, "query_projection+target_projection+attention_align": lr_projections,
+        "attention": lr_attention}), weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.t_max, eta_min=cfg.eta_min)
+    aug = Augment(pre)
+
+    def step(batch):
+        a, p, n = (x.to(cfg.device) for x in batch)
+        q = model.encode_query(a)
+        pos_ctx, _ = model.attend(q, model.encode_candidates(p))
+        neg_ctx, _ = model.attend(q, model.encode_candidates(n))
+        anchor = model.project_query(q)
+        if anchor_index_bug:
+            anchor = anchor[0]  # the release: row 0 only, broadcast against the whole batch
+        return cosine_triplet(anchor, model.project_target(pos_ctx), model.project_target(neg_ctx), cfg.margin)
+
+    def evaluate(epoch: int) -> dict[str, float]:
+        scores = qga_scores_all(model, fs, "validation", pre, device=cfg.device)
+        return {"val/map": evaluate_rankings(rank_all(scores, fs.fabric_ids("validation")), fs, "validation")["map"]}
+
+    return fit(model, opt, epochs=cfg.epochs, make_batches=lambda e: _triplet_loader(fs, "train", "instance", cfg, aug, e),
+               train_step=step, evaluate=evaluate, select="val/map", scheduler=sched, checkpoint_dir=checkpoint_dir,
+               fingerprint=fingerprint, progress=progress)
+
+
+# --------------------------------------------------------------------------------------------
+# Retrieval
+# --------------------------------------------------------------------------------------------
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def global_descriptors(model: GlobalModel, paths: Sequence[Path], pre: Preprocess, *, device: str = "cpu",
+                       cache_dir: Path | None = None, name: str = "global", batch_size: int = 64,
+                       progress: bool = True) -> np.ndarray:
+    """L2-normalised stage-1 descriptors (cosine = inner product)."""
+    feats = extract(model, paths, pre, batch_size=batch_size, device=device, cache_dir=cache_dir, name=name,
+                    progress=progress)
+    return _normalise(feats)
+
+
+def global_similarities(model: GlobalModel, fs: FabricSet, split: str, pre: Preprocess, *, device: str = "cpu",
+                        cache_dir: Path | None = None, progress: bool = True) -> np.ndarray:
+    q = global_descriptors(model, fs.query_paths(split), pre, device=device, cache_dir=cache_dir,
+                           name=f"global-queries-{split}", progress=progress)
+    db = global_descriptors(model, fs.fabric_paths(split), pre, device=device, cache_dir=cache_dir,
+                            name=f"global-fabrics-{split}", progress=progress)
+    return q @ db.T
+
+
+def rank_all(scores: np.ndarray, ids: Sequence[str]) -> list[list[str]]:
+    """Full rankings of fabric ids per query, by descending score (ties in database order)."""
+    order = np.argsort(-np.asarray(scores), axis=1, kind="stable")
+    ids = np.asarray(ids, dtype=object)
+    return [list(ids[row]) for row in order]
+
+
+def search_index(db: np.ndarray, queries: np.ndarray, kind: str = "flat") -> tuple[np.ndarray, np.ndarray]:
+    """Full ranking (scores, positions) of every database item per query through an index."""
+    idx = fgr_index.build_index(db, kind=kind, metric="ip")
+    return idx.search(queries, db.shape[0])
+
+
+def candidate_tokens(model: QGAModel, paths: Sequence[Path], pre: Preprocess, *, device: str = "cpu",
+                     cache_dir: Path | None = None, name: str = "tokens", progress: bool = True) -> np.ndarray:
+    """Stage-2 patch tokens of every candidate, computed once (float16 on disk)."""
+    return extract(model, paths, pre, encode=lambda m, x: m.encode_candidates(x), device=device,
+                   cache_dir=cache_dir, name=name, dtype="float16", progress=progress)
+
+
+def query_cls(model: QGAModel, paths: Sequence[Path], pre: Preprocess, *, device: str = "cpu",
+              progress: bool = True) -> np.ndarray:
+    return extract(model, paths, pre, encode=lambda m, x: m.encode_query(x), device=device, progress=progress)
+
+
+def rerank_queries(model: QGAModel, q_cls: np.ndarray, tokens: np.ndarray, candidates: np.ndarray, *,
+                   device: str = "cpu", return_attention: bool = False):
+    """Score each query against its own candidate rows of ``tokens`` in one attention call.
+
+    ``candidates``: (n_queries, K) row indices into ``tokens``. Returns scores (n_queries, K) and,
+    optionally, the attention maps (n_queries, K, N).
+    """
+    model.eval()
+    scores = np.zeros(candidates.shape, dtype=np.float32)
+    maps = np.zeros(candidates.shape + (tokens.shape[1],), dtype=np.float32) if return_attention else None
+    with torch.no_grad():
+        for i, rows in enumerate(candidates):
+            t = torch.from_numpy(np.asarray(tokens[np.asarray(rows)], dtype=np.float32)).to(device)
+            s, att = model.score_cached(torch.from_numpy(np.asarray(q_cls[i], dtype=np.float32)).to(device), t)
+            scores[i] = s.cpu().numpy()
+            if maps is not None:
+                maps[i] = att.cpu().numpy()
+    return (scores, maps) if return_attention else scores
+
+
+def qga_scores_all(model: QGAModel, fs: FabricSet, split: str, pre: Preprocess, *, device: str = "cpu") -> np.ndarray:
+    """Stage-2 score of every (query, fabric) pair of a split (used for validation)."""
+    tokens = candidate_tokens(model, fs.fabric_paths(split), pre, device=device, progress=False)
+    q = query_cls(model, fs.query_paths(split), pre, device=device, progress=False)
+    rows = np.tile(np.arange(tokens.shape[0]), (q.shape[0], 1))
+    return rerank_queries(model, q, tokens, rows, device=device)
+
+
+def rerank_rankings(global_rank_pos: np.ndarray, global_scores: np.ndarray, qga_scores: np.ndarray,
+                    fuse_global: float | None) -> np.ndarray:
+    """Re-order each query's first K positions by the (fused) stage-2 score; the tail keeps its order."""
+    k = qga_scores.shape[1]
+    out = np.empty_like(global_rank_pos)
+    for i in range(global_rank_pos.shape[0]):
+        top = rerank.reorder(global_rank_pos[i, :k], rerank.fuse(qga_scores[i], global_scores[i, :k], fuse_global))
+        out[i] = rerank.merge(global_rank_pos[i], top)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluation
+# --------------------------------------------------------------------------------------------
+
+def evaluate_rankings(rankings: Sequence[Sequence[str]], fs: FabricSet, split: str, *, gt_key: str = "element_id",
+                      ks: Sequence[int] = (1, 10, 100)) -> dict[str, float]:
+    """Full-ranking mAP plus the fabric paper's AP@k / P@k / R@k / F1@k for each k."""
+    relevant = [fs.relevant(q, gt_key=gt_key) for q in fs.queries_of(split)]
+    out = {"map": float(np.mean([metrics.full_ap(r, rel) for r, rel in zip(rankings, relevant)]))}
+    for k in ks:
+        m = metrics.metrics_at_k(rankings, relevant, k)
+        out[f"ap@{k}"], out[f"p@{k}"], out[f"r@{k}"], out[f"f1@{k}"] = m["map"], m["precision"], m["recall"], m["f1"]
+    return out
+
+
+PROTOCOLS = {
+    "map": "full-ranking AP (every relevant fabric counts; mean over queries)",
+    "ap@k": "fabric paper AP@k: sum of P@i at hits in the top k / min(|relevant|, k)",
+    "p@k": "precision in the top k", "r@k": "recall in the top k", "f1@k": "F1 of P@k and R@k",
+}
+
+
+def protocol_of(metric: str) -> str:
+    base = metric.split("/")[-1]
+    key = base if base == "map" else base.split("@")[0] + "@k"
+    return PROTOCOLS.get(key, "value")
+
+
+@dataclass
+class Stage1:
+    """What a finished stage-1 run left for stage 2: its parameters and full test ranking."""
+
+    params: dict[str, Any]
+    positions: np.ndarray  # (n_queries, n_fabrics) indices into the test fabrics, best first
+    scores: np.ndarray  # the matching cosine similarities
+    query_ids: list[str]
+    fabric_ids: list[str]
+
+
+def load_stage1(run_dir: Path) -> Stage1:
+    record = read_record(run_dir)
+    with np.load(Path(run_dir) / "stage1_ranking.npz") as z:
+        return Stage1(record["params"], z["positions"], z["scores"], list(z["query_ids"]), list(z["fabric_ids"]))
+
+
+# --------------------------------------------------------------------------------------------
+# Figures
+# --------------------------------------------------------------------------------------------
+
+def _picks(n_total: int, n: int) -> list[int]:
+    return sorted({int(i) for i in np.linspace(0, n_total - 1, num=min(n, n_total))})
+
+
+def retrieval_figure(fs: FabricSet, split: str, rankings: Sequence[Sequence[str]], *, n_queries: int = 4,
+                     k: int = 10, pre: Preprocess | None = None, title: str | None = None):
+    """Query motifs and their top ``k`` fabrics, hits framed green and misses red."""
+    from fgr_utils import viz
+
+    queries = fs.queries_of(split)
+    picks = _picks(len(queries), n_queries)
+    load = pre.load if pre is not None else (lambda p: p)
+    rows, hits = [], []
+    for i in picks:
+        rel = fs.relevant(queries[i])
+        rows.append([load(fs.fabric_path(f)) for f in rankings[i][:k]])
+        hits.append([f in rel for f in rankings[i][:k]])
+    return viz.retrieval_grid([load(queries[i].path) for i in picks], rows, hits,
+                              query_titles=[f"query {queries[i].query_id}" for i in picks], suptitle=title)
+
+
+def attention_figure(fs: FabricSet, split: str, query_index: int, candidate_rows: np.ndarray, attention: np.ndarray,
+                     scores: np.ndarray, grid: tuple[int, int], pre: Preprocess, n: int = 5):
+    """The query's attention over its best-scored candidates (as the network saw them)."""
+    from fgr_utils import viz
+
+    query = fs.queries_of(split)[query_index]
+    rel = fs.relevant(query)
+    ids = fs.fabric_ids(split)
+    order = np.argsort(-scores, kind="stable")[:n]
+    images = [pre.load(fs.fabric_path(ids[candidate_rows[j]])) for j in order]
+    titles = [f"{'hit' if ids[candidate_rows[j]] in rel else 'miss'} {scores[j]:.2f}" for j in order]
+    return viz.attention_overlays(images, attention[order], grid, titles=titles, query=pre.load(query.path),
+                                  suptitle=f"query {query.query_id}: attention over its top-{n} re-ranked candidates")
+
+
+# --------------------------------------------------------------------------------------------
+# The two-stage pipeline on landmark sets (revisited Oxford/Paris, old Oxford5k/Paris6k)
+# --------------------------------------------------------------------------------------------
+
+LANDMARK_SETS = ("sim-revisited", "photo-landmarks", "roxford5k", "rparis6k", "oxford5k", "paris6k")
+
+
+def load_landmark_set(name: str, size: str = "demo", seed: int = 0):
+    from fgr_utils.data.landmarks import load_landmarks
+
+    if name not in LANDMARK_SETS:
+        raise FgrError(f"landmark set must be one of {', '.join(LANDMARK_SETS)}, not {name!r}")
+    root = synth.require_synth(name, size, seed) if name in ("sim-revisited", "photo-landmarks") \
+        else registry.require(name)
+    ds = load_landmarks(root)
+    if name in ("roxford5k", "rparis6k", "oxford5k", "paris6k"):
+        ds.check_counts()
+    return ds, root
+
+
+class _Items(torch.utils.data.Dataset):
+    def __init__(self, n: int, make: Callable[[int], torch.Tensor]):
+        self.n, self.make = n, make
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.make(i)
+
+
+def _encode_items(model, n: int, make, encode, *, device: str, batch_size: int = 32) -> np.ndarray:
+    model.eval()
+    rows = []
+    with torch.no_grad():
+        for batch in loader(_Items(n, make), batch_size):
+            rows.append(encode(model, batch.to(device)).float().cpu().numpy())
+    return np.concatenate(rows)
+
+
+def landmark_inputs(ds, pre: Preprocess, *, imsize: int, crop_query: bool):
+    """Functions i -> network input for database images and (cropped, scaled) queries."""
+    return (lambda i: pre.tensor(ds.db_image(i, imsize)),
+            lambda i: pre.tensor(ds.query_image(i, imsize, crop=crop_query)))
+
+
+def landmark_global(model: GlobalModel, ds, pre: Preprocess, *, imsize: int, crop_query: bool,
+                    device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """Full global ranking (n_queries, n_db) of database indices, best first, and its scores."""
+    db_in, q_in = landmark_inputs(ds, pre, imsize=imsize, crop_query=crop_query)
+    db = _normalise(_encode_items(model, ds.n_db, db_in, lambda m, x: m(x), device=device))
+    q = _normalise(_encode_items(model, ds.n_queries, q_in, lambda m, x: m(x), device=device))
+    sims = q @ db.T
+    order = np.argsort(-sims, axis=1, kind="stable")
+    return order, np.take_along_axis(sims, order, axis=1)
+
+
+def landmark_rerank(model: QGAModel, ds, pre: Preprocess, ranks: np.ndarray, scores: np.ndarray, *, imsize: int,
+                    crop_query: bool, k: int, modes: Sequence[str], fuse_global: float | None,
+                    device: str = "cpu") -> dict[tuple[str, str], np.ndarray]:
+    """Re-ranked full rankings per (shortlist mode, protocol).
+
+    ``blind``: the raw global top ``k`` (one ranking serves every protocol). ``protocol_aware``: the
+    protocol's junk is moved out of the way before the top ``k`` is taken (how published re-ranking
+    numbers are made).
+    """
+    from fgr_utils.metrics import protocol_sets
+
+    db_in, q_in = landmark_inputs(ds, pre, imsize=imsize, crop_query=crop_query)
+    tokens = _encode_items(model, ds.n_db, db_in, lambda m, x: m.encode_candidates(x), device=device)
+    q_cls = _encode_items(model, ds.n_queries, q_in, lambda m, x: m.encode_query(x), device=device)
+    score_of = {i: dict(zip(ranks[i].tolist(), scores[i].tolist())) for i in range(len(ranks))}
+    protocols = ("easy", "medium", "hard") if ds.protocol == "revisited" else ("old",)
+    out: dict[tuple[str, str], np.ndarray] = {}
+    for mode in modes:
+        if mode not in rerank.SHORTLIST_MODES:
+            raise FgrError(f"shortlist mode must be one of {', '.join(rerank.SHORTLIST_MODES)}, not {mode!r}")
+        for protocol in protocols if mode == "protocol_aware" else protocols[:1]:
+            final = np.empty_like(ranks)
+            for i in range(len(ranks)):
+                junk = protocol_sets(ds.gnd[i], protocol)[1] if mode == "protocol_aware" else ()
+                top = rerank.shortlist(ranks[i], k, exclude=junk)
+                s2 = rerank_queries(model, q_cls[i:i + 1], tokens, top[None], device=device)[0]
+                s1 = np.array([score_of[i][j] for j in top])
+                final[i] = rerank.merge(ranks[i], rerank.reorder(top, rerank.fuse(s2, s1, fuse_global)))
+            if mode == "blind":
+                for p in protocols:
+                    out[(mode, p)] = final
+            else:
+                out[(mode, protocol)] = final
+    return out
+
+
+def landmark_table(table: dict[tuple[str, str, str], float]):
+    """A (dataset, stage) x protocol table of mAP in percent."""
+    import pandas as pd
+
+    rows: dict[tuple[str, str], dict[str, float]] = {}
+    for (name, stage, protocol), value in table.items():
+        rows.setdefault((name, stage), {})[protocol] = round(100 * value, 2)
+    return pd.DataFrame.from_dict(rows, orient="index")

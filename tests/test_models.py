@@ -1,0 +1,81 @@
+"""Backbones, the fabric models and the cosine triplet loss."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from fgr_utils.errors import FgrError
+from fgr_utils.losses import cosine_triplet
+from fgr_utils.models.backbones import create_backbone, set_trainable
+from fgr_utils.models.qga import GlobalModel, QGAModel
+
+
+def test_backbone_tokens_and_partial_unfreeze():
+    bb = create_backbone("vit-smoke")
+    tokens = bb(torch.randn(2, 3, 32, 32))
+    assert tokens.shape == (2, 1 + 16, 32) and bb.grid == (4, 4)
+    assert bb.patches(tokens).shape == (2, 16, 32) and bb.cls(tokens).shape == (2, 32)
+    n_all = sum(p.numel() for p in bb.parameters())
+    n_last = set_trainable(bb, 1)
+    block = sum(p.numel() for p in bb.blocks[-1].parameters()) + sum(p.numel() for p in bb.model.norm.parameters())
+    assert n_last == block < n_all
+    assert not any(p.requires_grad for p in bb.blocks[0].parameters())
+    assert set_trainable(bb, None) == n_all
+    assert create_backbone("dinov2-vitb14").grid == (16, 16)
+
+
+def test_pretrained_needs_a_local_file_and_loads_it(tmp_path):
+    with pytest.raises(FgrError, match="never downloads"):
+        create_backbone("vit-smoke", pretrained=True)
+    with pytest.raises(FgrError, match="does not exist"):
+        create_backbone("vit-smoke", pretrained=True, weights_path=str(tmp_path / "nope.pth"))
+    src = create_backbone("vit-smoke")
+    torch.save(src.model.state_dict(), tmp_path / "w.pth")
+    loaded = create_backbone("vit-smoke", pretrained=True, weights_path=str(tmp_path / "w.pth"))
+    for (k, a), (_, b) in zip(src.model.state_dict().items(), loaded.model.state_dict().items()):
+        assert torch.equal(a, b), k
+    with pytest.raises(FgrError, match="unknown backbone"):
+        create_backbone("resnet-9000")
+
+
+def test_cached_rerank_equals_per_pair_forward():
+    torch.manual_seed(0)
+    model = QGAModel(create_backbone("vit-smoke"), heads=8).eval()
+    query = torch.randn(1, 3, 32, 32)
+    cands = torch.randn(7, 3, 32, 32)
+    with torch.no_grad():
+        naive = torch.stack([model(query, c[None])[0][0] for c in cands])  # re-encodes both, per pair
+        cached, maps = model.score_cached(model.encode_query(query)[0], model.encode_candidates(cands))
+    assert torch.allclose(naive, cached, atol=1e-5)
+    assert maps.shape == (7, 16) and torch.allclose(maps.sum(-1), torch.ones(7), atol=1e-5)
+
+
+def test_global_model_output():
+    m = GlobalModel(create_backbone("vit-smoke"), out_dim=256)
+    assert m(torch.randn(3, 3, 32, 32)).shape == (3, 256)
+
+
+def test_cosine_triplet_and_the_anchor_broadcast_defect():
+    torch.manual_seed(1)
+    a, p, n = torch.randn(4, 8), torch.randn(4, 8), torch.randn(4, 8)
+    expected = torch.clamp(0.2 - F.cosine_similarity(a, p) + F.cosine_similarity(a, n), min=0).mean()
+    assert torch.allclose(cosine_triplet(a, p, n), expected)
+    # the released stage-2 code: anchor[0] (shape (8,)) broadcasts against every positive and negative
+    faithful = cosine_triplet(a[0], p, n)
+    by_hand = torch.clamp(0.2 - F.cosine_similarity(a[0].expand(4, 8), p) + F.cosine_similarity(a[0].expand(4, 8), n),
+                          min=0).mean()
+    assert torch.allclose(faithful, by_hand) and not torch.allclose(faithful, expected)
+
+
+def test_cosine_schedule_climbs_back_after_t_max():
+    """The paper's CosineAnnealingLR(T_max=80) over 100 epochs: the rate rises again after epoch 80."""
+    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-5)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=80, eta_min=1e-7)
+    lrs = []
+    for _ in range(100):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[80] == pytest.approx(1e-7, rel=1e-3)
+    assert lrs[99] > lrs[90] > lrs[81] > lrs[80]
