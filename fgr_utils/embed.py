@@ -122,3 +122,32 @@ def extract_loop(model: nn.Module, paths: Sequence[str | os.PathLike], preproces
         for p in paths:
             rows.append(encode(model, preprocess(p)[None].to(device)).float().cpu().numpy()[0])
     return np.stack(rows)
+
+
+class StemCache:
+    """The frozen stem's feature maps of a set of images, computed once, for fast training.
+
+    With a backbone whose lower part is a frozen pretrained network, that part's output for an image
+    never changes during training; computing it once per image (and once more for its horizontal
+    flip) makes an epoch cost only the trainable blocks. The price: augmentation is limited to the
+    flip (no colour jitter). Features are kept in memory as float16.
+    """
+
+    def __init__(self, backbone, paths: Sequence[str | os.PathLike], preprocess: Callable, *, flips: bool = True,
+                 batch_size: int = 64, device: str = "cpu", progress: bool = True):
+        from tqdm.auto import tqdm
+
+        self.index = {str(p): i for i, p in enumerate(dict.fromkeys(str(p) for p in paths))}
+        unique = list(self.index)
+        variants = (False, True) if flips else (False,)
+        self.features: list[torch.Tensor] = []
+        for flip in variants:
+            rows = []
+            for batch in tqdm(loader(_Paths(unique, preprocess), batch_size), desc="stem features",
+                              disable=not progress, leave=False):
+                batch = batch.flip(-1) if flip else batch
+                rows.append(backbone.stem_features(batch.to(device)).to(torch.float16).cpu())
+            self.features.append(torch.cat(rows))
+
+    def __call__(self, path: str | os.PathLike, flip: bool = False) -> torch.Tensor:
+        return self.features[int(flip) if len(self.features) > 1 else 0][self.index[str(path)]].float()

@@ -16,6 +16,7 @@ Faithful-vs-fixed switches (``shared/reference/fabric_qga.md`` §5), default fix
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -28,7 +29,7 @@ from fgr_utils import metrics, rerank
 from fgr_utils.data import registry, synth
 from fgr_utils.data.fabrics import FabricSet, load_fabrics
 from fgr_utils.data.transforms import Augment, Preprocess
-from fgr_utils.embed import extract
+from fgr_utils.embed import StemCache, extract
 from fgr_utils.errors import FgrError
 from fgr_utils.results import read_record
 from fgr_utils.losses import cosine_triplet
@@ -112,15 +113,26 @@ class TrainConfig:
     device: str = "cpu"
     workers: int = 0
     hard_fraction: float = 0.5
+    cache_stem: bool = True  # backbones with a frozen pretrained stem: compute its features once
 
 
-def _triplet_loader(fs: FabricSet, split: str, level: str, cfg: TrainConfig, aug: Augment, epoch: int):
+def _inputs(model, fs: FabricSet, pre: Preprocess, cfg: TrainConfig):
+    """How a training image becomes an input: cached stem features (flip only) or the full augmentation."""
+    if cfg.cache_stem and model.backbone.frozen_stem is not None:
+        model.to(cfg.device)
+        paths = [m.path for m in fs.motifs_of("train")] + fs.fabric_paths("train")
+        cache = StemCache(model.backbone, paths, pre, device=cfg.device)
+        return (lambda path, rng: cache(path, flip=bool(rng.random() < 0.5))), model.backbone.stem_inputs
+    return Augment(pre), contextlib.nullcontext
+
+
+def _triplet_loader(fs: FabricSet, split: str, level: str, cfg: TrainConfig, make_input, epoch: int):
     rng = np.random.default_rng((cfg.seed, epoch, 17))
     n = cfg.triplets_per_epoch or None  # 0: one triplet per training motif, as the paper's samplers
     records = fs.sample_triplets(split, level, n, rng, hard_fraction=cfg.hard_fraction)
 
     def load(rec, item_rng):
-        return tuple(aug(p, item_rng) for p in rec)
+        return tuple(make_input(p, item_rng) for p in rec)
 
     return loader(TupleDataset(records, load, seed=cfg.seed, epoch=epoch), cfg.batch_size, workers=cfg.workers)
 
@@ -132,17 +144,19 @@ def train_global(model: GlobalModel, fs: FabricSet, pre: Preprocess, cfg: TrainC
     opt = torch.optim.AdamW(_param_groups(model, {"backbone": lr_backbone, "head": lr_head}),
                             weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.t_max, eta_min=cfg.eta_min)
-    aug = Augment(pre)
+    make_input, inputs_mode = _inputs(model, fs, pre, cfg)
 
     def step(batch):
         a, p, n = (x.to(cfg.device) for x in batch)
-        return cosine_triplet(model(a), model(p), model(n), cfg.margin)
+        with inputs_mode():
+            return cosine_triplet(model(a), model(p), model(n), cfg.margin)
 
     def evaluate(epoch: int) -> dict[str, float]:
         sims = global_similarities(model, fs, "validation", pre, device=cfg.device, progress=False)
         return {"val/map": evaluate_rankings(rank_all(sims, fs.fabric_ids("validation")), fs, "validation")["map"]}
 
-    return fit(model, opt, epochs=cfg.epochs, make_batches=lambda e: _triplet_loader(fs, "train", "category", cfg, aug, e),
+    return fit(model, opt, epochs=cfg.epochs,
+               make_batches=lambda e: _triplet_loader(fs, "train", "category", cfg, make_input, e),
                train_step=step, evaluate=evaluate, select="val/map", scheduler=sched, checkpoint_dir=checkpoint_dir,
                fingerprint=fingerprint, progress=progress)
 
@@ -156,13 +170,14 @@ def train_qga(model: QGAModel, fs: FabricSet, pre: Preprocess, cfg: TrainConfig,
         "backbone": lr_backbone, "query_projection+target_projection+attention_align": lr_projections,
         "attention": lr_attention}), weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.t_max, eta_min=cfg.eta_min)
-    aug = Augment(pre)
+    make_input, inputs_mode = _inputs(model, fs, pre, cfg)
 
     def step(batch):
         a, p, n = (x.to(cfg.device) for x in batch)
-        q = model.encode_query(a)
-        pos_ctx, _ = model.attend(q, model.encode_candidates(p))
-        neg_ctx, _ = model.attend(q, model.encode_candidates(n))
+        with inputs_mode():
+            q = model.encode_query(a)
+            pos_ctx, _ = model.attend(q, model.encode_candidates(p))
+            neg_ctx, _ = model.attend(q, model.encode_candidates(n))
         anchor = model.project_query(q)
         if anchor_index_bug:
             anchor = anchor[0]  # the release: row 0 only, broadcast against the whole batch
@@ -172,7 +187,8 @@ def train_qga(model: QGAModel, fs: FabricSet, pre: Preprocess, cfg: TrainConfig,
         scores = qga_scores_all(model, fs, "validation", pre, device=cfg.device)
         return {"val/map": evaluate_rankings(rank_all(scores, fs.fabric_ids("validation")), fs, "validation")["map"]}
 
-    return fit(model, opt, epochs=cfg.epochs, make_batches=lambda e: _triplet_loader(fs, "train", "instance", cfg, aug, e),
+    return fit(model, opt, epochs=cfg.epochs,
+               make_batches=lambda e: _triplet_loader(fs, "train", "instance", cfg, make_input, e),
                train_step=step, evaluate=evaluate, select="val/map", scheduler=sched, checkpoint_dir=checkpoint_dir,
                fingerprint=fingerprint, progress=progress)
 

@@ -79,3 +79,37 @@ def test_cosine_schedule_climbs_back_after_t_max():
         sched.step()
     assert lrs[80] == pytest.approx(1e-7, rel=1e-3)
     assert lrs[99] > lrs[90] > lrs[81] > lrs[80]
+
+
+def test_demo_backbone_stem_cache_gives_the_same_tokens(tmp_path):
+    """The hybrid demo backbone: frozen wheel-weight stem, and training from cached stem features is exact."""
+    import numpy as np
+    from PIL import Image
+
+    from fgr_utils.data.transforms import Preprocess
+    from fgr_utils.embed import StemCache
+
+    torch.manual_seed(0)
+    bb = create_backbone("vit-demo")
+    assert bb.frozen_stem is not None and bb.grid == (8, 8)
+    trainable = set_trainable(bb, None)
+    assert trainable == sum(p.numel() for n, p in bb.named_parameters() if ".backbone." not in n)
+    bb.train()
+    assert not bb.frozen_stem.training  # its BatchNorm statistics never move
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(rng.integers(0, 255, (50, 70, 3), dtype=np.uint8)).save(paths[-1])
+    pre = Preprocess(size=128)
+    cache = StemCache(bb, paths, pre, progress=False)
+    bb.eval()
+    with torch.no_grad():
+        images = torch.stack([pre(p) for p in paths])
+        direct = bb(images)
+        flipped = bb(images.flip(-1))
+        with bb.stem_inputs():
+            from_cache = bb(torch.stack([cache(p) for p in paths]))
+            from_cache_flip = bb(torch.stack([cache(p, flip=True) for p in paths]))
+    assert torch.allclose(direct, from_cache, atol=2e-2)  # the cache stores float16
+    assert torch.allclose(flipped, from_cache_flip, atol=2e-2)

@@ -14,6 +14,7 @@ the demo data does not learn: its embeddings collapse and the triplet loss stays
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,14 +106,40 @@ class Backbone(nn.Module):
         self.dim: int = model.embed_dim
         self.num_prefix_tokens: int = getattr(model, "num_prefix_tokens", 1)
         self.grid: tuple[int, int] = tuple(model.patch_embed.grid_size)
+        self.inputs_are_stem_features = False
 
     @property
     def blocks(self) -> nn.ModuleList:
         return self.model.blocks
 
+    @property
+    def frozen_stem(self) -> FrozenStem | None:
+        stem = getattr(self.model.patch_embed, "backbone", None)
+        return stem if isinstance(stem, FrozenStem) else None
+
+    def stem_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Images -> the frozen stem's feature map (what :class:`fgr_utils.embed.StemCache` stores)."""
+        with torch.no_grad():
+            return self.frozen_stem(x)
+
+    @contextlib.contextmanager
+    def stem_inputs(self):
+        """Within this block the backbone takes stem feature maps instead of images."""
+        old, self.inputs_are_stem_features = self.inputs_are_stem_features, True
+        try:
+            yield
+        finally:
+            self.inputs_are_stem_features = old
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) -> (B, prefix + N, D) tokens; index 0 is CLS."""
-        return self.model.forward_features(x)
+        """(B, 3, H, W) images (or stem feature maps, see :meth:`stem_inputs`) -> (B, prefix + N, D)
+        tokens after the final norm; index 0 is CLS."""
+        if not self.inputs_are_stem_features:
+            return self.model.forward_features(x)
+        m = self.model
+        x = m.patch_embed.proj(x).flatten(2).transpose(1, 2)  # what HybridEmbed does after its backbone
+        x = m.norm_pre(m.patch_drop(m._pos_embed(x)))
+        return m.norm(m.blocks(x))
 
     def cls(self, tokens: torch.Tensor) -> torch.Tensor:
         return tokens[:, 0]
