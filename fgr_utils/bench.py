@@ -93,7 +93,7 @@ def bench_rerank(profile: str = "demo", queries: int = 10, shortlist: int = 100,
     return speedup
 
 
-def bench_extract(profile: str = "demo", images: int = 256, batch_size: int = 64, say=print) -> float:
+def bench_extract(profile: str = "demo", images: int = 256, batch_size: int = 16, say=print) -> float:
     p1 = _params(profile, "10_fabric_global")
     fs, _ = fabric.load_dataset(p1["dataset"], p1["size"], p1["data_seed"])
     pre = Preprocess(size=p1["img_size"], resize=p1["resize"], rgba_background=p1["rgba_background"])

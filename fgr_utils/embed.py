@@ -63,10 +63,14 @@ def _describe(preprocess: Any) -> dict:
 
 def extract(model: nn.Module, paths: Sequence[str | os.PathLike], preprocess: Callable, *,
             encode: Callable[[nn.Module, torch.Tensor], torch.Tensor] = lambda m, x: m(x),
-            batch_size: int = 64, device: str = "cpu", workers: int = 0, cache_dir: str | Path | None = None,
+            batch_size: int = 16, device: str = "cpu", workers: int = 0, cache_dir: str | Path | None = None,
             name: str = "features", key: dict | None = None, dtype: str = "float32",
             progress: bool = True) -> np.ndarray:
-    """Embed ``paths`` in batches; cached on disk when ``cache_dir`` is given."""
+    """Embed ``paths`` in batches; cached on disk when ``cache_dir`` is given.
+
+    The default batch of 16 is the fastest measured on a 2-core CPU for the demo backbone (its
+    depthwise convolutions slow down per image at 64); on a GPU pass a larger one.
+    """
     if not paths:
         raise ValueError("extract() needs at least one path")
     run = dict(model=model, paths=paths, preprocess=preprocess, encode=encode, batch_size=batch_size,
