@@ -132,26 +132,38 @@ class StemCache:
     """The frozen stem's feature maps of a set of images, computed once, for fast training.
 
     With a backbone whose lower part is a frozen pretrained network, that part's output for an image
-    never changes during training; computing it once per image (and once more for its horizontal
-    flip) makes an epoch cost only the trainable blocks. The price: augmentation is limited to the
-    flip (no colour jitter). Features are kept in memory as float16.
+    never changes during training; computing it once per image *view* makes an epoch cost only the
+    trainable blocks. View 0 is the image, view 1 its mirror image, and views 2, 3, ... come from
+    ``augment(path, rng)`` (seeded per image and view). Training then draws one of the views per use,
+    so augmentation is limited to that fixed set. Features are kept in memory as float16.
     """
 
-    def __init__(self, backbone, paths: Sequence[str | os.PathLike], preprocess: Callable, *, flips: bool = True,
-                 batch_size: int = 64, device: str = "cpu", progress: bool = True):
+    def __init__(self, backbone, paths: Sequence[str | os.PathLike], preprocess: Callable, *, views: int = 2,
+                 augment: Callable | None = None, seed: int = 0, batch_size: int = 16, device: str = "cpu",
+                 progress: bool = True):
         from tqdm.auto import tqdm
 
+        if views > 2 and augment is None:
+            raise ValueError("views beyond the image and its mirror need an augment function")
         self.index = {str(p): i for i, p in enumerate(dict.fromkeys(str(p) for p in paths))}
         unique = list(self.index)
-        variants = (False, True) if flips else (False,)
         self.features: list[torch.Tensor] = []
-        for flip in variants:
+        for view in range(views):
+            if view < 2:
+                make = preprocess
+            else:
+                def make(p, view=view):
+                    return augment(p, np.random.default_rng((seed, view, self.index[str(p)])))
             rows = []
-            for batch in tqdm(loader(_Paths(unique, preprocess), batch_size), desc="stem features",
+            for batch in tqdm(loader(_Paths(unique, make), batch_size), desc=f"stem features, view {view}",
                               disable=not progress, leave=False):
-                batch = batch.flip(-1) if flip else batch
+                batch = batch.flip(-1) if view == 1 else batch
                 rows.append(backbone.stem_features(batch.to(device)).to(torch.float16).cpu())
             self.features.append(torch.cat(rows))
 
-    def __call__(self, path: str | os.PathLike, flip: bool = False) -> torch.Tensor:
-        return self.features[int(flip) if len(self.features) > 1 else 0][self.index[str(path)]].float()
+    def __call__(self, path: str | os.PathLike, rng: np.random.Generator | None = None,
+                 view: int | None = None) -> torch.Tensor:
+        """The cached features of one view of ``path`` (a random one when ``rng`` is given)."""
+        if view is None:
+            view = int(rng.integers(len(self.features))) if rng is not None else 0
+        return self.features[view][self.index[str(path)]].float()

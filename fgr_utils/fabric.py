@@ -114,16 +114,24 @@ class TrainConfig:
     workers: int = 0
     hard_fraction: float = 0.5
     cache_stem: bool = True  # backbones with a frozen pretrained stem: compute its features once
+    motif_views: int = 2  # cached views per training motif: image, mirror, then flip + colour-jitter draws
 
 
 def _inputs(model, fs: FabricSet, pre: Preprocess, cfg: TrainConfig):
-    """How a training image becomes an input: cached stem features (flip only) or the full augmentation."""
-    if cfg.cache_stem and model.backbone.frozen_stem is not None:
-        model.to(cfg.device)
-        paths = [m.path for m in fs.motifs_of("train")] + fs.fabric_paths("train")
-        cache = StemCache(model.backbone, paths, pre, device=cfg.device)
-        return (lambda path, rng: cache(path, flip=bool(rng.random() < 0.5))), model.backbone.stem_inputs
-    return Augment(pre), contextlib.nullcontext
+    """How a training image becomes an input: cached stem features of a few fixed views, or the full
+    augmentation (flip + colour jitter) drawn afresh for every use."""
+    aug = Augment(pre)
+    if not (cfg.cache_stem and model.backbone.frozen_stem is not None):
+        return aug, contextlib.nullcontext
+    model.to(cfg.device)
+    motifs = StemCache(model.backbone, [m.path for m in fs.motifs_of("train")], pre, views=max(2, cfg.motif_views),
+                       augment=aug, seed=cfg.seed, device=cfg.device)
+    fabrics = StemCache(model.backbone, fs.fabric_paths("train"), pre, views=2, device=cfg.device)
+
+    def make_input(path, rng):
+        return (motifs if str(path) in motifs.index else fabrics)(path, rng)
+
+    return make_input, model.backbone.stem_inputs
 
 
 def _triplet_loader(fs: FabricSet, split: str, level: str, cfg: TrainConfig, make_input, epoch: int):

@@ -109,7 +109,7 @@ def test_demo_backbone_stem_cache_gives_the_same_tokens(tmp_path):
         direct = bb(images)
         flipped = bb(images.flip(-1))
         with bb.stem_inputs():
-            from_cache = bb(torch.stack([cache(p) for p in paths]))
-            from_cache_flip = bb(torch.stack([cache(p, flip=True) for p in paths]))
+            from_cache = bb(torch.stack([cache(p, view=0) for p in paths]))
+            from_cache_flip = bb(torch.stack([cache(p, view=1) for p in paths]))
     assert torch.allclose(direct, from_cache, atol=2e-2)  # the cache stores float16
     assert torch.allclose(flipped, from_cache_flip, atol=2e-2)
