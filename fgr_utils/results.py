@@ -107,9 +107,12 @@ class Run:
 
     @property
     def fingerprint(self) -> str:
-        """A hash of the run's parameters (a checkpoint made under other parameters is not resumed)."""
+        """What a checkpoint must match to be resumed: under the runner, its fingerprint (parameters,
+        notebook, package code, upstream runs); in JupyterLab, a hash of the parameters."""
         import hashlib
 
+        if os.environ.get("FGR_NOTEBOOK") == self.notebook and os.environ.get("FGR_FINGERPRINT"):
+            return os.environ["FGR_FINGERPRINT"]
         return hashlib.sha256(json.dumps(self.params, sort_keys=True, default=str).encode()).hexdigest()
 
     @property

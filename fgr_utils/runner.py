@@ -479,7 +479,8 @@ def execute(run: RunSpec, *, progress: bool = True) -> float:
                 "fingerprint": run.fingerprint, "status": "running", "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
     io.write_json(run.dir / "run.json", manifest)
     env = {"FGR_RUN_DIR": str(run.dir), "FGR_PROFILE": run.profile, "FGR_RUN_NAME": run.name,
-           "FGR_NOTEBOOK": run.notebook.stem, "MPLBACKEND": "Agg", "PYTHONHASHSEED": "0"}
+           "FGR_NOTEBOOK": run.notebook.stem, "FGR_FINGERPRINT": run.fingerprint, "MPLBACKEND": "Agg",
+           "PYTHONHASHSEED": "0"}
     t0 = time.perf_counter()
     try:
         with _env(env):

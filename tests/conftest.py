@@ -21,7 +21,7 @@ def isolated_dirs(tmp_path, monkeypatch):
     """Data and runs in a temporary folder; the real notebooks and params stay in use."""
     monkeypatch.setenv("FGR_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("FGR_RUNS_DIR", str(tmp_path / "runs"))
-    for var in ("FGR_RUN_DIR", "FGR_NOTEBOOK", "FGR_PROFILE", "FGR_RUN_NAME"):
+    for var in ("FGR_RUN_DIR", "FGR_NOTEBOOK", "FGR_PROFILE", "FGR_RUN_NAME", "FGR_FINGERPRINT"):
         monkeypatch.delenv(var, raising=False)
     return tmp_path
 

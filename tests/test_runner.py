@@ -180,3 +180,20 @@ def test_results_json_schema(toy_home, isolated_dirs, capsys):
         assert r["seconds"] > 0
     assert cli.main(["results", "--profile", "smoke"]) == 0
     assert "toy/value" in capsys.readouterr().out
+
+
+def test_checkpoints_follow_the_runner_fingerprint(monkeypatch, tmp_path):
+    """Under the runner a checkpoint is resumed only with the same parameters *and* code."""
+    from fgr_utils.results import Run
+
+    run = Run(notebook="10_x", name="10_x", profile="demo", dir=tmp_path, params={"a": 1}, seed=0, device="cpu")
+    by_params = run.fingerprint
+    assert by_params == Run(notebook="10_x", name="r", profile="p", dir=tmp_path, params={"a": 1}, seed=0,
+                            device="cpu").fingerprint
+    assert by_params != Run(notebook="10_x", name="r", profile="p", dir=tmp_path, params={"a": 2}, seed=0,
+                            device="cpu").fingerprint
+    monkeypatch.setenv("FGR_NOTEBOOK", "10_x")
+    monkeypatch.setenv("FGR_FINGERPRINT", "code-and-params")
+    assert run.fingerprint == "code-and-params"
+    monkeypatch.setenv("FGR_NOTEBOOK", "other")
+    assert run.fingerprint == by_params
