@@ -45,13 +45,21 @@ def _load_weights(model: torch.nn.Module, profile: str, run_name: str, say: Call
         say(f"weights: random initialisation (no {ckpt}; speed does not depend on the weights)")
 
 
-def bench_rerank(profile: str = "demo", queries: int = 10, shortlist: int = 100, say=print) -> float:
-    p1, p2 = _params(profile, "10_fabric_global"), _params(profile, "11_fabric_rerank")
-    fs, _ = fabric.load_dataset(p1["dataset"], p1["size"], p1["data_seed"])
-    pre = Preprocess(size=p2["img_size"], resize=p2["resize"], rgba_background=p2["rgba_background"])
+def _setup(profile: str, notebook: str, build: Callable[[dict], torch.nn.Module], say):
+    """The profile's dataset (from the stage-1 parameters), the notebook's preprocessing and model."""
+    data = _params(profile, "10_fabric_global")
+    p = _params(profile, notebook)
+    fs, _ = fabric.load_dataset(data["dataset"], data["size"], data["data_seed"])
+    pre = Preprocess(size=p["img_size"], resize=p["resize"], rgba_background=p["rgba_background"])
     torch.manual_seed(0)
-    model = fabric.build_qga(p2["backbone"], img_size=p2["img_size"], heads=p2["heads"]).eval()
-    _load_weights(model, profile, "11_fabric_rerank", say)
+    model = build(p).eval()
+    _load_weights(model, profile, notebook, say)
+    return p, fs, pre, model
+
+
+def bench_rerank(profile: str = "demo", queries: int = 10, shortlist: int = 100, say=print) -> float:
+    p2, fs, pre, model = _setup(profile, "11_fabric_rerank",
+                                lambda p: fabric.build_qga(p["backbone"], img_size=p["img_size"], heads=p["heads"]), say)
     db_paths, q_paths = fs.fabric_paths("test"), fs.query_paths("test")[:queries]
     k = min(shortlist, len(db_paths))
     rng = np.random.default_rng(0)
@@ -94,12 +102,8 @@ def bench_rerank(profile: str = "demo", queries: int = 10, shortlist: int = 100,
 
 
 def bench_extract(profile: str = "demo", images: int = 256, batch_size: int = 16, say=print) -> float:
-    p1 = _params(profile, "10_fabric_global")
-    fs, _ = fabric.load_dataset(p1["dataset"], p1["size"], p1["data_seed"])
-    pre = Preprocess(size=p1["img_size"], resize=p1["resize"], rgba_background=p1["rgba_background"])
-    torch.manual_seed(0)
-    model = fabric.build_global(p1["backbone"], img_size=p1["img_size"]).eval()
-    _load_weights(model, profile, "10_fabric_global", say)
+    p1, fs, pre, model = _setup(profile, "10_fabric_global",
+                                lambda p: fabric.build_global(p["backbone"], img_size=p["img_size"]), say)
     paths = (fs.fabric_paths("train") + fs.fabric_paths("test"))[:images]
     say(f"profile {profile}: {p1['backbone']} at {p1['img_size']} px, {len(paths)} fabric images, "
         f"batch {batch_size}, torch threads {torch.get_num_threads()}")

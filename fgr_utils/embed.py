@@ -61,12 +61,15 @@ def _describe(preprocess: Any) -> dict:
     return preprocess.describe() if hasattr(preprocess, "describe") else {"preprocess": repr(preprocess)}
 
 
-def extract(model: nn.Module, paths: Sequence[str | os.PathLike], preprocess: Callable, *,
+def extract(model: nn.Module, paths: Sequence[Any], preprocess: Callable, *,
             encode: Callable[[nn.Module, torch.Tensor], torch.Tensor] = lambda m, x: m(x),
             batch_size: int = 16, device: str = "cpu", workers: int = 0, cache_dir: str | Path | None = None,
             name: str = "features", key: dict | None = None, dtype: str = "float32",
             progress: bool = True) -> np.ndarray:
     """Embed ``paths`` in batches; cached on disk when ``cache_dir`` is given.
+
+    ``preprocess(item)`` turns each entry into a tensor, so without a cache the entries may be any
+    items (e.g. query indices whose images are cropped first); the cache needs file paths.
 
     The default batch of 16 is the fastest measured on a 2-core CPU for the demo backbone (its
     depthwise convolutions slow down per image at 64); on a GPU pass a larger one.

@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -397,26 +397,6 @@ def load_landmark_set(name: str, size: str = "demo", seed: int = 0):
     return ds, root
 
 
-class _Items(torch.utils.data.Dataset):
-    def __init__(self, n: int, make: Callable[[int], torch.Tensor]):
-        self.n, self.make = n, make
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return self.make(i)
-
-
-def _encode_items(model, n: int, make, encode, *, device: str, batch_size: int = 32) -> np.ndarray:
-    model.eval()
-    rows = []
-    with torch.no_grad():
-        for batch in loader(_Items(n, make), batch_size):
-            rows.append(encode(model, batch.to(device)).float().cpu().numpy())
-    return np.concatenate(rows)
-
-
 def landmark_inputs(ds, pre: Preprocess, *, imsize: int, crop_query: bool):
     """Functions i -> network input for database images and (cropped, scaled) queries."""
     return (lambda i: pre.tensor(ds.db_image(i, imsize)),
@@ -427,8 +407,8 @@ def landmark_global(model: GlobalModel, ds, pre: Preprocess, *, imsize: int, cro
                     device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
     """Full global ranking (n_queries, n_db) of database indices, best first, and its scores."""
     db_in, q_in = landmark_inputs(ds, pre, imsize=imsize, crop_query=crop_query)
-    db = _normalise(_encode_items(model, ds.n_db, db_in, lambda m, x: m(x), device=device))
-    q = _normalise(_encode_items(model, ds.n_queries, q_in, lambda m, x: m(x), device=device))
+    db = _normalise(extract(model, range(ds.n_db), db_in, device=device, name="landmark-db"))
+    q = _normalise(extract(model, range(ds.n_queries), q_in, device=device, name="landmark-queries"))
     sims = q @ db.T
     order = np.argsort(-sims, axis=1, kind="stable")
     return order, np.take_along_axis(sims, order, axis=1)
@@ -446,8 +426,10 @@ def landmark_rerank(model: QGAModel, ds, pre: Preprocess, ranks: np.ndarray, sco
     from fgr_utils.metrics import protocol_sets
 
     db_in, q_in = landmark_inputs(ds, pre, imsize=imsize, crop_query=crop_query)
-    tokens = _encode_items(model, ds.n_db, db_in, lambda m, x: m.encode_candidates(x), device=device)
-    q_cls = _encode_items(model, ds.n_queries, q_in, lambda m, x: m.encode_query(x), device=device)
+    tokens = extract(model, range(ds.n_db), db_in, encode=lambda m, x: m.encode_candidates(x), device=device,
+                     name="landmark-tokens")
+    q_cls = extract(model, range(ds.n_queries), q_in, encode=lambda m, x: m.encode_query(x), device=device,
+                    name="landmark-queries")
     score_of = {i: dict(zip(ranks[i].tolist(), scores[i].tolist())) for i in range(len(ranks))}
     protocols = ("easy", "medium", "hard") if ds.protocol == "revisited" else ("old",)
     out: dict[tuple[str, str], np.ndarray] = {}
