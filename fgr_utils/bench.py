@@ -19,7 +19,6 @@ import numpy as np
 import torch
 
 from fgr_utils import fabric, runner
-from fgr_utils.data.transforms import Preprocess
 from fgr_utils.embed import extract, extract_loop
 from fgr_utils.paths import runs_dir
 
@@ -46,19 +45,20 @@ def _load_weights(model: torch.nn.Module, profile: str, run_name: str, say: Call
 
 
 def _setup(profile: str, notebook: str, build: Callable[[dict], torch.nn.Module], say):
-    """The profile's dataset (from the stage-1 parameters), the notebook's preprocessing and model."""
+    """The profile's dataset (from the stage-1 parameters), the notebook's inputs and model."""
     data = _params(profile, "10_fabric_global")
     p = _params(profile, notebook)
     fs, _ = fabric.load_dataset(data["dataset"], data["size"], data["data_seed"])
-    pre = Preprocess(size=p["img_size"], resize=p["resize"], rgba_background=p["rgba_background"])
+    inputs = fabric.fabric_inputs(p["img_size"], p["query_size"], resize=p["resize"],
+                                  rgba_background=p["rgba_background"])
     torch.manual_seed(0)
     model = build(p).eval()
     _load_weights(model, profile, notebook, say)
-    return p, fs, pre, model
+    return p, fs, inputs, model
 
 
 def bench_rerank(profile: str = "demo", queries: int = 10, shortlist: int = 100, say=print) -> float:
-    p2, fs, pre, model = _setup(profile, "11_fabric_rerank",
+    p2, fs, inputs, model = _setup(profile, "11_fabric_rerank",
                                 lambda p: fabric.build_qga(p["backbone"], img_size=p["img_size"], heads=p["heads"]), say)
     db_paths, q_paths = fs.fabric_paths("test"), fs.query_paths("test")[:queries]
     k = min(shortlist, len(db_paths))
@@ -67,17 +67,17 @@ def bench_rerank(profile: str = "demo", queries: int = 10, shortlist: int = 100,
     say(f"profile {profile}: {p2['backbone']} at {p2['img_size']} px, {len(q_paths)} queries x top {k} "
         f"of {len(db_paths)} test fabrics, torch threads {torch.get_num_threads()}")
 
-    t_cache, tokens = _timed(lambda: fabric.candidate_tokens(model, db_paths, pre, progress=False))
+    t_cache, tokens = _timed(lambda: fabric.candidate_tokens(model, db_paths, inputs.fabric, progress=False))
     tokens = np.asarray(tokens, dtype=np.float32)
 
     def cached():
-        q = fabric.query_cls(model, q_paths, pre, progress=False)
+        q = fabric.query_cls(model, q_paths, inputs.query, progress=False)
         return fabric.rerank_queries(model, q, tokens, rows)
 
     cached()  # warm-up
     t_cached, s_cached = _timed(cached)
-    q_imgs = [pre(p)[None] for p in q_paths]
-    c_imgs = [pre(p)[None] for p in db_paths]  # preloaded: the naive side is not charged for decoding
+    q_imgs = [inputs.query(p)[None] for p in q_paths]
+    c_imgs = [inputs.fabric(p)[None] for p in db_paths]  # preloaded: the naive side is not charged for decoding
 
     def naive():
         out = np.zeros(rows.shape, dtype=np.float32)
@@ -102,11 +102,12 @@ def bench_rerank(profile: str = "demo", queries: int = 10, shortlist: int = 100,
 
 
 def bench_extract(profile: str = "demo", images: int = 256, batch_size: int = 16, say=print) -> float:
-    p1, fs, pre, model = _setup(profile, "10_fabric_global",
+    p1, fs, inputs, model = _setup(profile, "10_fabric_global",
                                 lambda p: fabric.build_global(p["backbone"], img_size=p["img_size"]), say)
     paths = (fs.fabric_paths("train") + fs.fabric_paths("test"))[:images]
     say(f"profile {profile}: {p1['backbone']} at {p1['img_size']} px, {len(paths)} fabric images, "
         f"batch {batch_size}, torch threads {torch.get_num_threads()}")
+    pre = inputs.fabric
     extract(model, paths[:batch_size], pre, batch_size=batch_size, progress=False)  # warm-up
     t_batch, a = _timed(lambda: extract(model, paths, pre, batch_size=batch_size, progress=False))
     t_loop, b = _timed(lambda: extract_loop(model, paths, pre))

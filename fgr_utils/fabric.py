@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -49,6 +49,31 @@ def load_dataset(dataset: str, size: str = "demo", seed: int = 0) -> tuple[Fabri
     else:
         raise FgrError(f"dataset must be one of {', '.join(DATASETS)}, not {dataset!r}")
     return load_fabrics(root), root
+
+
+@dataclass(frozen=True)
+class FabricInputs:
+    """How fabric images and query motifs become network inputs (each a path -> tensor callable).
+
+    The released code squashed both to 224 px, so a motif that covers a tenth of a fabric's width
+    reaches the network ten times larger as a query than in the fabric. ``query_size`` below
+    ``img_size`` shows the query near the scale it is printed at (the ViT resamples its position
+    embedding for the smaller grid).
+    """
+
+    fabric: Callable[[Any], torch.Tensor]
+    query: Callable[[Any], torch.Tensor]
+
+
+def fabric_inputs(img_size: int, query_size: int | None = None, *, resize: str = "keep_aspect",
+                  rgba_background: str = "white") -> FabricInputs:
+    """The same preprocessing for both sides; the query at ``query_size`` (None: ``img_size``, as released)."""
+    return FabricInputs(fabric=Preprocess(size=img_size, resize=resize, rgba_background=rgba_background),
+                        query=Preprocess(size=query_size or img_size, resize=resize, rgba_background=rgba_background))
+
+
+def describe_inputs(inputs: FabricInputs) -> dict[str, Any]:
+    return {"fabric": inputs.fabric.describe(), "query": inputs.query.describe()}
 
 
 # --------------------------------------------------------------------------------------------
@@ -117,21 +142,36 @@ class TrainConfig:
     motif_views: int = 2  # cached views per training motif: image, mirror, then flip + colour-jitter draws
 
 
-def _inputs(model, fs: FabricSet, pre: Preprocess, cfg: TrainConfig):
-    """How a training image becomes an input: cached stem features of a few fixed views, or the full
-    augmentation (flip + colour jitter) drawn afresh for every use."""
-    aug = Augment(pre)
-    if not (cfg.cache_stem and model.backbone.frozen_stem is not None):
-        return aug, contextlib.nullcontext
-    model.to(cfg.device)
-    motifs = StemCache(model.backbone, [m.path for m in fs.motifs_of("train")], pre, views=max(2, cfg.motif_views),
-                       augment=aug, seed=cfg.seed, device=cfg.device)
-    fabrics = StemCache(model.backbone, fs.fabric_paths("train"), pre, views=2, device=cfg.device)
+class _TrainInputs:
+    """How training and validation images become inputs.
 
-    def make_input(path, rng):
-        return (motifs if str(path) in motifs.index else fabrics)(path, rng)
+    Without a cached stem, every use of a training image draws the full augmentation afresh (flip +
+    colour jitter) and validation images go through the whole network. With a frozen pretrained stem
+    (the demo backbone) its feature maps are computed once: a few fixed views per training image and
+    one per validation image, and the backbone runs on them inside :attr:`mode`.
+    """
 
-    return make_input, model.backbone.stem_inputs
+    def __init__(self, model, fs: FabricSet, inputs: FabricInputs, cfg: TrainConfig):
+        motif_paths = [m.path for m in fs.motifs_of("train")]
+        motif_set = {str(p) for p in motif_paths}
+        aug_query, aug_fabric = Augment(inputs.query), Augment(inputs.fabric)
+        if not (cfg.cache_stem and model.backbone.frozen_stem is not None):
+            self.mode = contextlib.nullcontext
+            self.train = lambda path, rng: (aug_query if str(path) in motif_set else aug_fabric)(path, rng)
+            self.validation = inputs
+            return
+        model.to(cfg.device)
+
+        def cache(paths, pre, views, augment=None):
+            return StemCache(model.backbone, paths, pre, views=views, augment=augment, seed=cfg.seed, device=cfg.device)
+
+        motifs = cache(motif_paths, inputs.query, max(2, cfg.motif_views), aug_query)
+        fabrics = cache(fs.fabric_paths("train"), inputs.fabric, 2)
+        val_queries = cache(fs.query_paths("validation"), inputs.query, 1)
+        val_fabrics = cache(fs.fabric_paths("validation"), inputs.fabric, 1)
+        self.mode = model.backbone.stem_inputs
+        self.train = lambda path, rng: (motifs if str(path) in motif_set else fabrics)(path, rng)
+        self.validation = FabricInputs(fabric=lambda p: val_fabrics(p, view=0), query=lambda p: val_queries(p, view=0))
 
 
 def _triplet_loader(fs: FabricSet, split: str, level: str, cfg: TrainConfig, make_input, epoch: int):
@@ -145,31 +185,32 @@ def _triplet_loader(fs: FabricSet, split: str, level: str, cfg: TrainConfig, mak
     return loader(TupleDataset(records, load, seed=cfg.seed, epoch=epoch), cfg.batch_size, workers=cfg.workers)
 
 
-def train_global(model: GlobalModel, fs: FabricSet, pre: Preprocess, cfg: TrainConfig, *, lr_head: float,
+def train_global(model: GlobalModel, fs: FabricSet, inputs: FabricInputs, cfg: TrainConfig, *, lr_head: float,
                  lr_backbone: float, checkpoint_dir: Path, fingerprint: str, progress: bool = True) -> FitResult:
     """Stage 1: cosine triplet with category-level positives; validation mAP selects the epoch."""
     model.to(cfg.device)
     opt = torch.optim.AdamW(_param_groups(model, {"backbone": lr_backbone, "head": lr_head}),
                             weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.t_max, eta_min=cfg.eta_min)
-    make_input, inputs_mode = _inputs(model, fs, pre, cfg)
+    data = _TrainInputs(model, fs, inputs, cfg)
 
     def step(batch):
         a, p, n = (x.to(cfg.device) for x in batch)
-        with inputs_mode():
+        with data.mode():
             return cosine_triplet(model(a), model(p), model(n), cfg.margin)
 
     def evaluate(epoch: int) -> dict[str, float]:
-        sims = global_similarities(model, fs, "validation", pre, device=cfg.device, progress=False)
+        with data.mode():
+            sims = global_similarities(model, fs, "validation", data.validation, device=cfg.device, progress=False)
         return {"val/map": evaluate_rankings(rank_all(sims, fs.fabric_ids("validation")), fs, "validation")["map"]}
 
     return fit(model, opt, epochs=cfg.epochs,
-               make_batches=lambda e: _triplet_loader(fs, "train", "category", cfg, make_input, e),
+               make_batches=lambda e: _triplet_loader(fs, "train", "category", cfg, data.train, e),
                train_step=step, evaluate=evaluate, select="val/map", scheduler=sched, checkpoint_dir=checkpoint_dir,
                fingerprint=fingerprint, progress=progress)
 
 
-def train_qga(model: QGAModel, fs: FabricSet, pre: Preprocess, cfg: TrainConfig, *, lr_backbone: float,
+def train_qga(model: QGAModel, fs: FabricSet, inputs: FabricInputs, cfg: TrainConfig, *, lr_backbone: float,
               lr_projections: float, lr_attention: float, anchor_index_bug: bool, checkpoint_dir: Path,
               fingerprint: str, progress: bool = True) -> FitResult:
     """Stage 2: cosine triplet on query-guided attention with instance-level (motif id) positives."""
@@ -178,11 +219,11 @@ def train_qga(model: QGAModel, fs: FabricSet, pre: Preprocess, cfg: TrainConfig,
         "backbone": lr_backbone, "query_projection+target_projection+attention_align": lr_projections,
         "attention": lr_attention}), weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.t_max, eta_min=cfg.eta_min)
-    make_input, inputs_mode = _inputs(model, fs, pre, cfg)
+    data = _TrainInputs(model, fs, inputs, cfg)
 
     def step(batch):
         a, p, n = (x.to(cfg.device) for x in batch)
-        with inputs_mode():
+        with data.mode():
             q = model.encode_query(a)
             pos_ctx, _ = model.attend(q, model.encode_candidates(p))
             neg_ctx, _ = model.attend(q, model.encode_candidates(n))
@@ -192,11 +233,12 @@ def train_qga(model: QGAModel, fs: FabricSet, pre: Preprocess, cfg: TrainConfig,
         return cosine_triplet(anchor, model.project_target(pos_ctx), model.project_target(neg_ctx), cfg.margin)
 
     def evaluate(epoch: int) -> dict[str, float]:
-        scores = qga_scores_all(model, fs, "validation", pre, device=cfg.device)
+        with data.mode():
+            scores = qga_scores_all(model, fs, "validation", data.validation, device=cfg.device)
         return {"val/map": evaluate_rankings(rank_all(scores, fs.fabric_ids("validation")), fs, "validation")["map"]}
 
     return fit(model, opt, epochs=cfg.epochs,
-               make_batches=lambda e: _triplet_loader(fs, "train", "instance", cfg, make_input, e),
+               make_batches=lambda e: _triplet_loader(fs, "train", "instance", cfg, data.train, e),
                train_step=step, evaluate=evaluate, select="val/map", scheduler=sched, checkpoint_dir=checkpoint_dir,
                fingerprint=fingerprint, progress=progress)
 
@@ -219,11 +261,11 @@ def global_descriptors(model: GlobalModel, paths: Sequence[Path], pre: Preproces
     return _normalise(feats)
 
 
-def global_similarities(model: GlobalModel, fs: FabricSet, split: str, pre: Preprocess, *, device: str = "cpu",
+def global_similarities(model: GlobalModel, fs: FabricSet, split: str, inputs: FabricInputs, *, device: str = "cpu",
                         cache_dir: Path | None = None, progress: bool = True) -> np.ndarray:
-    q = global_descriptors(model, fs.query_paths(split), pre, device=device, cache_dir=cache_dir,
+    q = global_descriptors(model, fs.query_paths(split), inputs.query, device=device, cache_dir=cache_dir,
                            name=f"global-queries-{split}", progress=progress)
-    db = global_descriptors(model, fs.fabric_paths(split), pre, device=device, cache_dir=cache_dir,
+    db = global_descriptors(model, fs.fabric_paths(split), inputs.fabric, device=device, cache_dir=cache_dir,
                             name=f"global-fabrics-{split}", progress=progress)
     return q @ db.T
 
@@ -273,10 +315,11 @@ def rerank_queries(model: QGAModel, q_cls: np.ndarray, tokens: np.ndarray, candi
     return (scores, maps) if return_attention else scores
 
 
-def qga_scores_all(model: QGAModel, fs: FabricSet, split: str, pre: Preprocess, *, device: str = "cpu") -> np.ndarray:
+def qga_scores_all(model: QGAModel, fs: FabricSet, split: str, inputs: FabricInputs, *,
+                   device: str = "cpu") -> np.ndarray:
     """Stage-2 score of every (query, fabric) pair of a split (used for validation)."""
-    tokens = candidate_tokens(model, fs.fabric_paths(split), pre, device=device, progress=False)
-    q = query_cls(model, fs.query_paths(split), pre, device=device, progress=False)
+    tokens = candidate_tokens(model, fs.fabric_paths(split), inputs.fabric, device=device, progress=False)
+    q = query_cls(model, fs.query_paths(split), inputs.query, device=device, progress=False)
     rows = np.tile(np.arange(tokens.shape[0]), (q.shape[0], 1))
     return rerank_queries(model, q, tokens, rows, device=device)
 

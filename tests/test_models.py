@@ -101,15 +101,41 @@ def test_demo_backbone_stem_cache_gives_the_same_tokens(tmp_path):
     for i in range(3):
         paths.append(tmp_path / f"{i}.png")
         Image.fromarray(rng.integers(0, 255, (50, 70, 3), dtype=np.uint8)).save(paths[-1])
-    pre = Preprocess(size=128)
-    cache = StemCache(bb, paths, pre, progress=False)
-    bb.eval()
+    for size, grid in ((256, 8), (64, 2)):  # the fabric size, and a query at print scale (smaller grid)
+        pre = Preprocess(size=size)
+        cache = StemCache(bb, paths, pre, progress=False)
+        bb.eval()
+        with torch.no_grad():
+            images = torch.stack([pre(p) for p in paths])
+            direct = bb(images)
+            flipped = bb(images.flip(-1))
+            with bb.stem_inputs():
+                from_cache = bb(torch.stack([cache(p, view=0) for p in paths]))
+                from_cache_flip = bb(torch.stack([cache(p, view=1) for p in paths]))
+        assert direct.shape == (3, 1 + grid * grid, bb.dim)
+        assert torch.allclose(direct, from_cache, atol=2e-2)  # the cache stores float16
+        assert torch.allclose(flipped, from_cache_flip, atol=2e-2)
+
+
+def test_demo_backbone_starts_from_the_stem_features():
+    """identity_init: the blocks pass the stem features through unchanged; the image token is the mean."""
+    bb = create_backbone("vit-demo").eval()
+    stem = torch.randn(2, 192, 8, 8)
     with torch.no_grad():
-        images = torch.stack([pre(p) for p in paths])
-        direct = bb(images)
-        flipped = bb(images.flip(-1))
-        with bb.stem_inputs():
-            from_cache = bb(torch.stack([cache(p, view=0) for p in paths]))
-            from_cache_flip = bb(torch.stack([cache(p, view=1) for p in paths]))
-    assert torch.allclose(direct, from_cache, atol=2e-2)  # the cache stores float16
-    assert torch.allclose(flipped, from_cache_flip, atol=2e-2)
+        x = bb.model.patch_embed.proj(stem)
+        assert torch.equal(x, stem)
+        tokens = torch.randn(2, 65, 192)
+        assert torch.equal(bb.model.blocks(tokens), tokens)
+        assert torch.allclose(bb.cls(tokens), tokens[:, 1:].mean(1))
+    assert torch.equal(create_backbone("vit-smoke").cls(tokens), tokens[:, 0])  # a class-token ViT
+
+
+def test_fabric_inputs_query_size():
+    from fgr_utils import fabric
+
+    same = fabric.fabric_inputs(64)
+    assert same.fabric.size == same.query.size == 64  # None: as released
+    scaled = fabric.fabric_inputs(256, 64, resize="squash", rgba_background="black")
+    assert (scaled.fabric.size, scaled.query.size) == (256, 64)
+    assert scaled.query.resize == "squash" and scaled.query.rgba_background == "black"
+    assert fabric.describe_inputs(scaled)["query"]["size"] == 64
