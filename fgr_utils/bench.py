@@ -101,7 +101,7 @@ def bench_rerank(profile: str = "demo", queries: int = 10, shortlist: int = 100,
     return speedup
 
 
-def bench_extract(profile: str = "demo", images: int = 256, batch_size: int = 16, say=print) -> float:
+def bench_extract(profile: str = "demo", images: int = 256, batch_size: int = 4, say=print) -> float:
     p1, fs, inputs, model = _setup(profile, "10_fabric_global",
                                 lambda p: fabric.build_global(p["backbone"], img_size=p["img_size"]), say)
     paths = (fs.fabric_paths("train") + fs.fabric_paths("test"))[:images]

@@ -253,7 +253,7 @@ def _normalise(x: np.ndarray) -> np.ndarray:
 
 
 def global_descriptors(model: GlobalModel, paths: Sequence[Path], pre: Preprocess, *, device: str = "cpu",
-                       cache_dir: Path | None = None, name: str = "global", batch_size: int = 16,
+                       cache_dir: Path | None = None, name: str = "global", batch_size: int = 4,
                        progress: bool = True) -> np.ndarray:
     """L2-normalised stage-1 descriptors (cosine = inner product)."""
     feats = extract(model, paths, pre, batch_size=batch_size, device=device, cache_dir=cache_dir, name=name,
