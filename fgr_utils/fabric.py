@@ -89,13 +89,16 @@ def build_global(backbone: str, *, pretrained: bool = False, weights_path: str |
 
 def build_qga(backbone: str, *, pretrained: bool = False, weights_path: str | None = None,
               img_size: int | None = None, trainable_blocks: int | None = 2, heads: int = 8,
-              init_backbone: dict | None = None) -> QGAModel:
-    """A separate stage-2 network; ``init_backbone`` (a backbone state dict) starts it from stage 1's."""
+              init_backbone: dict | None = None, attention_init: str = "pytorch") -> QGAModel:
+    """A separate stage-2 network; ``init_backbone`` (a backbone state dict) starts it from stage 1's.
+
+    ``attention_init``: ``"pytorch"`` (as released) or ``"matching"`` (see :meth:`QGAModel.matching_init`).
+    """
     bb = create_backbone(backbone, pretrained=pretrained, weights_path=weights_path, img_size=img_size)
     if init_backbone is not None:
         bb.load_state_dict(init_backbone)
     set_trainable(bb, trainable_blocks)
-    return QGAModel(bb, heads=heads)
+    return QGAModel(bb, heads=heads, attention_init=attention_init)
 
 
 def backbone_state(checkpoint: Path) -> dict:
@@ -285,9 +288,13 @@ def search_index(db: np.ndarray, queries: np.ndarray, kind: str = "flat") -> tup
 
 def candidate_tokens(model: QGAModel, paths: Sequence[Path], pre: Preprocess, *, device: str = "cpu",
                      cache_dir: Path | None = None, name: str = "tokens", progress: bool = True) -> np.ndarray:
-    """Stage-2 patch tokens of every candidate, computed once (float16 on disk)."""
+    """Stage-2 patch tokens of every candidate, computed once (float32 on disk).
+
+    float16 would halve the file, but it moved the trained demo model's scores by up to 2.2e-4 against
+    the per-pair forward (its sharp attention amplifies the rounding); float32 keeps them within 1e-4.
+    """
     return extract(model, paths, pre, encode=lambda m, x: m.encode_candidates(x), device=device,
-                   cache_dir=cache_dir, name=name, dtype="float16", progress=progress)
+                   cache_dir=cache_dir, name=name, progress=progress)
 
 
 def query_cls(model: QGAModel, paths: Sequence[Path], pre: Preprocess, *, device: str = "cpu",
@@ -440,16 +447,20 @@ def load_landmark_set(name: str, size: str = "demo", seed: int = 0):
     return ds, root
 
 
-def landmark_inputs(ds, pre: Preprocess, *, imsize: int, crop_query: bool):
-    """Functions i -> network input for database images and (cropped, scaled) queries."""
-    return (lambda i: pre.tensor(ds.db_image(i, imsize)),
-            lambda i: pre.tensor(ds.query_image(i, imsize, crop=crop_query)))
+def landmark_inputs(ds, inputs: FabricInputs, *, imsize: int, crop_query: bool):
+    """Functions i -> network input for database images and (cropped, scaled) queries.
+
+    Database images go through ``inputs.fabric``; a query (its box crop, the sub-element) through
+    ``inputs.query``, at the query scale the models were trained with.
+    """
+    return (lambda i: inputs.fabric.tensor(ds.db_image(i, imsize)),
+            lambda i: inputs.query.tensor(ds.query_image(i, imsize, crop=crop_query)))
 
 
-def landmark_global(model: GlobalModel, ds, pre: Preprocess, *, imsize: int, crop_query: bool,
+def landmark_global(model: GlobalModel, ds, inputs: FabricInputs, *, imsize: int, crop_query: bool,
                     device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
     """Full global ranking (n_queries, n_db) of database indices, best first, and its scores."""
-    db_in, q_in = landmark_inputs(ds, pre, imsize=imsize, crop_query=crop_query)
+    db_in, q_in = landmark_inputs(ds, inputs, imsize=imsize, crop_query=crop_query)
     db = _normalise(extract(model, range(ds.n_db), db_in, device=device, name="landmark-db"))
     q = _normalise(extract(model, range(ds.n_queries), q_in, device=device, name="landmark-queries"))
     sims = q @ db.T
@@ -457,7 +468,7 @@ def landmark_global(model: GlobalModel, ds, pre: Preprocess, *, imsize: int, cro
     return order, np.take_along_axis(sims, order, axis=1)
 
 
-def landmark_rerank(model: QGAModel, ds, pre: Preprocess, ranks: np.ndarray, scores: np.ndarray, *, imsize: int,
+def landmark_rerank(model: QGAModel, ds, inputs: FabricInputs, ranks: np.ndarray, scores: np.ndarray, *, imsize: int,
                     crop_query: bool, k: int, modes: Sequence[str], fuse_global: float | None,
                     device: str = "cpu") -> dict[tuple[str, str], np.ndarray]:
     """Re-ranked full rankings per (shortlist mode, protocol).
@@ -468,7 +479,7 @@ def landmark_rerank(model: QGAModel, ds, pre: Preprocess, ranks: np.ndarray, sco
     """
     from fgr_utils.metrics import protocol_sets
 
-    db_in, q_in = landmark_inputs(ds, pre, imsize=imsize, crop_query=crop_query)
+    db_in, q_in = landmark_inputs(ds, inputs, imsize=imsize, crop_query=crop_query)
     tokens = extract(model, range(ds.n_db), db_in, encode=lambda m, x: m.encode_candidates(x), device=device,
                      name="landmark-tokens")
     q_cls = extract(model, range(ds.n_queries), q_in, encode=lambda m, x: m.encode_query(x), device=device,

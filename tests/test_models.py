@@ -51,6 +51,26 @@ def test_cached_rerank_equals_per_pair_forward():
     assert maps.shape == (7, 16) and torch.allclose(maps.sum(-1), torch.ones(7), atol=1e-5)
 
 
+@pytest.mark.parametrize("backbone", ["vit-smoke", "vit-demo"])  # projection wider / narrower than 2 x width
+def test_matching_init_finds_the_copied_patch(backbone):
+    """attention_init="matching": before training, a candidate holding the query's token scores highest
+    and the attention sits on that patch; a candidate holding its negation does not score like it."""
+    torch.manual_seed(0)
+    model = QGAModel(create_backbone(backbone), heads=8 if backbone == "vit-demo" else 4,
+                     attention_init="matching").eval()
+    d = model.backbone.dim
+    tokens = F.layer_norm(torch.randn(5, 16, d), (d,))  # LayerNorm-scaled, as the backbone's output
+    query = tokens[2, 9].clone()
+    tokens[4, 3] = -query
+    with torch.no_grad():
+        scores, maps = model.score_cached(query, tokens)
+    assert int(scores.argmax()) == 2 and scores[2] > 0.9
+    assert int(maps[2].argmax()) == 9 and maps[2, 9] > 0.5
+    assert scores[4] < scores[2] - 0.3
+    with pytest.raises(FgrError, match="attention_init"):
+        QGAModel(create_backbone("vit-smoke"), attention_init="xavier")
+
+
 def test_global_model_output():
     m = GlobalModel(create_backbone("vit-smoke"), out_dim=256)
     assert m(torch.randn(3, 3, 32, 32)).shape == (3, 256)
@@ -94,8 +114,10 @@ def test_demo_backbone_stem_cache_gives_the_same_tokens(tmp_path):
     assert bb.frozen_stem is not None and bb.grid == (8, 8)
     trainable = set_trainable(bb, None)
     assert trainable == sum(p.numel() for n, p in bb.named_parameters() if ".backbone." not in n)
-    bb.train()
-    assert not bb.frozen_stem.training  # its BatchNorm statistics never move
+    # in eval mode from construction on: caching stem features from a fresh model must neither use
+    # batch statistics nor move the running ones
+    assert not any(m.training for m in bb.frozen_stem.modules())
+    stem_state = {k: v.clone() for k, v in bb.frozen_stem.state_dict().items()}
     rng = np.random.default_rng(0)
     paths = []
     for i in range(3):
@@ -115,6 +137,9 @@ def test_demo_backbone_stem_cache_gives_the_same_tokens(tmp_path):
         assert direct.shape == (3, 1 + grid * grid, bb.dim)
         assert torch.allclose(direct, from_cache, atol=2e-2)  # the cache stores float16
         assert torch.allclose(flipped, from_cache_flip, atol=2e-2)
+    assert all(torch.equal(v, bb.frozen_stem.state_dict()[k]) for k, v in stem_state.items())
+    bb.train()
+    assert not any(m.training for m in bb.frozen_stem.modules())
 
 
 def test_demo_backbone_starts_from_the_stem_features():

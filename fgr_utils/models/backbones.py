@@ -55,6 +55,7 @@ class FrozenStem(nn.Module):
         super().__init__()
         self.layers = layers
         self.requires_grad_(False)
+        self.train(False)  # a module starts in training mode: BatchNorm would use and update batch statistics
 
     def train(self, mode: bool = True):
         return super().train(False)
