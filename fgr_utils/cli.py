@@ -123,12 +123,14 @@ def cmd_data(args: argparse.Namespace) -> int:
         return 0
     spec = registry.get(name)
     if args.data_cmd == "download":
-        if spec.source == "manual":
+        if args.mirror is not None:
+            spec.via(args.mirror)  # an unknown mirror is an error, also for a manual dataset
+        elif spec.source == "manual":
             print(download.manual_instructions(name))
             return 0
         root = download.download_dataset(name, keep_archives=args.keep_archives, force=args.force,
-                                         progress=not args.no_progress)
-        print(f"{name}: downloaded and verified at {root}")
+                                         progress=not args.no_progress, mirror=args.mirror)
+        print(f"{name}: downloaded and verified at {root}" + (f" (mirror {args.mirror})" if args.mirror else ""))
         return 0
     report = download.verify_dataset(name)
     print(report.summary())
@@ -183,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     dl.add_argument("--keep-archives", action="store_true")
     dl.add_argument("--force", action="store_true", help="fetch again even if present")
     dl.add_argument("--no-progress", action="store_true")
+    dl.add_argument("--mirror", metavar="LABEL",
+                    help="fetch from an alternative source and convert its layout where it differs "
+                         "(shoev2, chairv2: kaggle or gdrive-alt)")
     dv = dsub.add_parser("verify", help="check a dataset's layout and counts; list what is missing")
     dv.add_argument("name")
     ds = dsub.add_parser("synth", help="generate a synthetic dataset")

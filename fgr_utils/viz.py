@@ -1,4 +1,4 @@
-"""Figures shared by every track: image grids (samples, retrieval results), curves."""
+"""Figures shared by every track: image grids (samples, retrieval results), curves, t-SNE, attention distance."""
 from __future__ import annotations
 
 import os
@@ -32,7 +32,8 @@ def image_grid(images: Sequence[Any], *, titles: Sequence[str] | None = None,
                boxes: Sequence[tuple[float, float, float, float] | None] | None = None,
                frames: Sequence[str | None] | None = None, ncols: int = 6, cell: float = 1.9,
                suptitle: str | None = None):
-    """A grid of images (paths, PIL images or arrays) with optional titles, boxes and coloured frames.
+    """A grid of images (paths, PIL images or arrays; None leaves a cell empty) with optional titles,
+    boxes and coloured frames.
 
     ``boxes`` draws an (x1, y1, x2, y2) rectangle on an image (a query's region of interest);
     ``frames`` colours the border of an image (``HIT`` green / ``MISS`` red in retrieval grids).
@@ -50,6 +51,8 @@ def image_grid(images: Sequence[Any], *, titles: Sequence[str] | None = None,
         for s in ax.spines.values():
             s.set_visible(False)
     for i, item in enumerate(images):
+        if item is None:  # an empty cell (rows of unequal length)
+            continue
         ax = axes.flat[i]
         img = _as_image(item)
         ax.imshow(img, cmap="gray" if getattr(img, "mode", "") == "L" else None)
@@ -134,4 +137,73 @@ def attention_overlays(images: Sequence[Any], maps: Sequence[Any], grid: tuple[i
     if suptitle:
         fig.suptitle(suptitle, fontsize=9)
     fig.tight_layout()
+    return fig
+
+
+def joint_tsne(a, b, *, labels: Sequence[str] = ("sketch", "photo"), links: Sequence[tuple[int, int]] = (),
+               thumbnails: dict[int, Any] | None = None, seed: int = 0, perplexity: float = 30.0,
+               title: str = ""):
+    """One 2-D t-SNE (PCA init, fixed seed) of two embedding sets, coloured by set; ``links`` are
+    (row of ``a``, row of ``b``) pairs drawn as black lines; ``thumbnails`` maps rows of ``b`` to images."""
+    import numpy as np
+    from matplotlib.offsetbox import AnnotationBbox, OffsetImage
+    from sklearn.manifold import TSNE
+
+    x = np.concatenate([a, b]).astype(np.float64)
+    xy = TSNE(2, perplexity=min(perplexity, (len(x) - 1) / 3), init="pca", random_state=seed).fit_transform(x)
+    pa, pb = xy[:len(a)], xy[len(a):]
+    fig, ax = plt.subplots(figsize=(5.6, 5.0))
+    ax.scatter(pa[:, 0], pa[:, 1], s=9, c="#3b6fd4", label=labels[0], alpha=0.75)
+    ax.scatter(pb[:, 0], pb[:, 1], s=9, c="#e377c2", label=labels[1], alpha=0.75)
+    for i, j in links:
+        ax.plot([pa[i, 0], pb[j, 0]], [pa[i, 1], pb[j, 1]], c="k", lw=0.7)
+    for j, img in (thumbnails or {}).items():
+        box = OffsetImage(np.asarray(_as_image(img).convert("RGB").resize((28, 28))), zoom=1.0)
+        ax.add_artist(AnnotationBbox(box, pb[j], frameon=True, pad=0.1))
+    ax.legend(fontsize=8)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def attention_distance_figure(per_layer: dict[str, Sequence[Sequence[float]]], *, metric: str, unit: str = "",
+                              ylim: tuple[float, float] | None = None):
+    """One panel per model: each head's mean attention distance (dots) and the heads' mean (line) per layer.
+
+    ``per_layer[name]`` is a list over layers of per-head values.
+    """
+    import numpy as np
+
+    fig, axes = plt.subplots(1, len(per_layer), figsize=(3.4 * len(per_layer), 3.0), squeeze=False, sharey=True)
+    for ax, (name, layers) in zip(axes[0], per_layer.items()):
+        for li, heads in enumerate(layers, start=1):
+            ax.scatter([li] * len(heads), heads, s=10, alpha=0.7, c="#4575b4")
+        means = [float(np.mean(h)) for h in layers]
+        ax.plot(range(1, len(layers) + 1), means, c="#d73027", lw=1.2, label="mean over heads")
+        ax.set_title(name, fontsize=8)
+        ax.set_xlabel("layer")
+        ax.set_xticks(range(1, len(layers) + 1))
+        ax.grid(alpha=0.3)
+        if ylim:
+            ax.set_ylim(*ylim)
+    axes[0][0].set_ylabel(f"{metric}{f' ({unit})' if unit else ''}", fontsize=8)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def similarity_heatmaps(matrices: Sequence[Any], titles: Sequence[str], *, suptitle: str | None = None):
+    """Token-by-token cosine-similarity matrices side by side (one colour scale, -1 to 1)."""
+    fig, axes = plt.subplots(1, len(matrices), figsize=(2.8 * len(matrices), 2.9), squeeze=False)
+    for ax, m, t in zip(axes[0], matrices, titles):
+        im = ax.imshow(m, cmap="viridis", vmin=-1, vmax=1)
+        ax.set_title(t, fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(im, ax=list(axes[0]), fraction=0.02)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=9)
     return fig

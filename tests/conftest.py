@@ -73,3 +73,12 @@ def toy_home(tmp_path, monkeypatch, isolated_dirs):
 
 def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
+
+
+def synth_in(base: Path, name: str, seed: int = 0, size: str = "smoke") -> Path:
+    """Generate synthetic set ``name`` under the data folder ``base`` (module-scoped fixtures use it)."""
+    from fgr_utils.data.synth import synthesize
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FGR_DATA_DIR", str(base))
+        return synthesize(name, size, seed)

@@ -91,3 +91,13 @@ def test_truncated_download_fails_with_one_line_then_resumes(served_dataset, iso
     served_dataset.truncate.clear()
     assert cli.main(["data", "download", "tiny-http", "--no-progress"]) == 0
     assert served_dataset.range_requests("set.tgz") == ["bytes=50-"]
+
+
+def test_download_mirror_option_names_the_known_mirrors(isolated_dirs, capsys):
+    assert cli.main(["data", "download", "shoev2", "--mirror", "dropbox"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no mirror 'dropbox'" in err and "kaggle, gdrive-alt" in err
+    assert cli.main(["data", "download", "fashionai", "--mirror", "kaggle"]) == 1  # manual: no steps printed
+    out, err = capsys.readouterr()
+    assert "fashionai has no mirror" in err and "tianchi" not in out
+    assert not (isolated_dirs / "data" / "shoev2").exists()

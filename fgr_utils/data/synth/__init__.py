@@ -46,6 +46,7 @@ def _load_builtin() -> None:
     # Import the generator modules so their @register calls run.
     from fgr_utils.data.synth import photo_landmarks  # noqa: F401
     from fgr_utils.data.synth import fabrics  # noqa: F401
+    from fgr_utils.data.synth import garments  # noqa: F401
 
 
 def generator(name: str) -> Generator:

@@ -1,0 +1,66 @@
+"""The sketch-based retrieval track: sampler, inputs, and the two notebooks on the smoke profile."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import read_json
+from PIL import Image
+
+from fgr_utils import cli, sbir
+from fgr_utils.errors import FgrError
+
+
+def test_unique_photo_batches_hold_each_sketch_once_and_no_photo_twice():
+    pairs = [(Path(f"s{i}.png"), i // 3) for i in range(30)] + [(Path("t.png"), 10)]  # 3 sketches per photo
+    batches = sbir.epoch_batches(pairs, 4, "unique_photo", np.random.default_rng(0))
+    assert sorted(i for b in batches for i in b) == list(range(len(pairs)))
+    assert all(len({pairs[i][1] for i in b}) == len(b) <= 4 for b in batches)
+    plain = sbir.epoch_batches(pairs, 4, "random", np.random.default_rng(0))
+    assert any(len({pairs[i][1] for i in b}) < len(b) for b in plain)  # the released sampler repeats photos
+    with pytest.raises(FgrError, match="batch_sampler"):
+        sbir.epoch_batches(pairs, 4, "balanced", np.random.default_rng(0))
+
+
+def test_augmented_view_is_seeded_and_differs_from_the_anchor():
+    inputs = sbir.SbirInputs(32, "none")
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 48, 3), dtype=np.uint8))
+    a = inputs.augmented(img, np.random.default_rng(5))
+    assert a.shape == (3, 32, 32) and torch.equal(a, inputs.augmented(img, np.random.default_rng(5)))
+    assert not torch.equal(a, inputs.anchor(img))
+    assert inputs.anchor(img).max() <= 1.0  # no normalisation, as released
+    with pytest.raises(FgrError, match="normalize"):
+        sbir.SbirInputs(32, "clip")
+
+
+@pytest.mark.notebook
+def test_sbir_track_smoke(isolated_dirs, capsys):
+    assert cli.main(["reproduce", "--profile", "smoke", "--track", "sbir", "--no-progress"]) == 0
+    runs = isolated_dirs / "runs/smoke"
+    for method in sbir.METHODS:
+        rec = read_json(runs / f"20_sbir_train-{method}/metrics.json")
+        m = rec["metrics"]
+        for k in sbir.KS:
+            assert 0.0 <= m[f"acc@{k}/last"] <= 1.0 and 0.0 <= m[f"acc@{k}/best"] <= 1.0
+            assert "ties optimistic" in rec["metric_info"][f"acc@{k}/best"]["protocol"]
+        assert m["acc@1/best"] >= m["acc@1/last"]  # the best epoch is selected on test Acc@1
+        assert m["acc@1/last"] <= m["acc@5/last"] <= m["acc@10/last"]
+        assert m["data/test_photos"] == 12 and m["data/test_sketches"] == 32
+        assert (runs / f"20_sbir_train-{method}/figures/retrieval.png").stat().st_size > 3_000
+    fig = read_json(runs / "21_sbir_figures/metrics.json")
+    uniform = (17 * 17 - 1) / (3 * 17)  # vit-smoke: 16 patches + CLS
+    for mode in ("token_index_arnet", "pixel_euclidean"):
+        for modality in ("sketch", "photo"):
+            assert fig["metrics"][f"attention/{mode}/{modality}/after/last_layer"] > 0
+    # an untrained smoke ViT attends almost uniformly
+    assert fig["metrics"]["attention/token_index_arnet/photo/before/last_layer"] == pytest.approx(uniform, rel=0.05)
+    for name in ("tsne", "attention-token_index_arnet", "attention-pixel_euclidean", "token-similarity"):
+        assert (runs / "21_sbir_figures/figures" / f"{name}.png").stat().st_size > 3_000
+
+    # the released loader's single-digit glob drops the sketches of designers 10-12
+    assert cli.main(["run", "20_sbir_train", "--profile", "smoke", "--variant", "arnet", "-p", "epochs=1",
+                     "-p", "arnet_compat_single_digit=true", "--no-progress"]) == 0
+    compat = next(p for p in runs.iterdir() if "arnet_compat_single_digit" in p.name)
+    assert 0 < read_json(compat / "metrics.json")["metrics"]["data/test_sketches"] < 32
