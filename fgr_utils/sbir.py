@@ -139,6 +139,7 @@ class TrainConfig:
     lr: float
     weight_decay: float
     batch_sampler: str = "unique_photo"
+    lr_schedule: str = "constant"  # "constant" (released) or "cosine" (annealed to 0 over the epochs)
     tie_rule: str = "optimistic"
     seed: int = 0
     device: str = "cpu"
@@ -223,10 +224,14 @@ def evaluate(model, sketches, split: str, inputs: SbirInputs, store: ImageStore,
 
 def train(model, sketches, inputs: SbirInputs, cfg: TrainConfig, method: str, *, checkpoint_dir: Path,
           fingerprint: str, progress: bool = True) -> FitResult:
-    """Adam over every trainable parameter; test Acc@k every epoch (the release selects on it)."""
+    """Adam over every trainable parameter (constant rate as released, or cosine-annealed); test Acc@k
+    every epoch (the release selects on it)."""
     model.to(cfg.device)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.lr_schedule not in ("constant", "cosine"):
+        raise FgrError(f"lr_schedule must be 'constant' or 'cosine', not {cfg.lr_schedule!r}")
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.epochs) if cfg.lr_schedule == "cosine" else None
     store = ImageStore(inputs.aug_size)
     pairs, photos = sketches.pairs("train"), sketches.photos("train")
     if not pairs:
@@ -245,7 +250,7 @@ def train(model, sketches, inputs: SbirInputs, cfg: TrainConfig, method: str, *,
 
     return fit(model, opt, epochs=cfg.epochs,
                make_batches=lambda e: _epoch_loader(method, pairs, photos, inputs, store, cfg, e),
-               train_step=step, evaluate=evaluate_epoch, select="acc@1", checkpoint_dir=checkpoint_dir,
+               train_step=step, evaluate=evaluate_epoch, select="acc@1", scheduler=sched, checkpoint_dir=checkpoint_dir,
                fingerprint=fingerprint, progress=progress, restore_best=False)
 
 
