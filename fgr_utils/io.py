@@ -78,3 +78,37 @@ def file_sha256(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
         for block in iter(lambda: f.read(chunk_size), b""):
             h.update(block)
     return h.hexdigest()
+
+
+# Globals a pickle of numpy arrays needs (old and new numpy module paths, protocols 2-5);
+# ``_codecs.encode`` is how protocol 2 written by Python 3 stores an array's bytes.
+NUMPY_ARRAY_GLOBALS = frozenset({
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+    *((m, n) for m in ("numpy.core.multiarray", "numpy._core.multiarray") for n in ("_reconstruct", "scalar")),
+    *((m, "_frombuffer") for m in ("numpy.core.numeric", "numpy._core.numeric")),
+})
+
+
+def load_pickle(path: str | os.PathLike, allowed: frozenset | set, what: str) -> Any:
+    """Unpickle ``path`` resolving only the globals in ``allowed`` ((module, name) pairs).
+
+    Unpickling can call any function a file names, so anything else is refused before it is imported
+    (``pickle.UnpicklingError`` naming the global and ``what`` the file should be). Files pickled by
+    Python 2 are retried with ``encoding="latin1"`` (numpy's advice for old pickles).
+    """
+    import pickle
+
+    class Restricted(pickle.Unpickler):
+        def find_class(self, module, name):
+            if (module, name) in allowed:
+                return super().find_class(module, name)
+            raise pickle.UnpicklingError(f"it refers to {module}.{name}, which {what} never needs")
+
+    def attempt(**kw):
+        with open(path, "rb") as f:
+            return Restricted(f, **kw).load()
+
+    try:
+        return attempt()
+    except UnicodeDecodeError:
+        return attempt(encoding="latin1")

@@ -15,6 +15,7 @@ Faithful-vs-fixed switches (``shared/reference/fgsbir_arnet.md`` §12), default 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -58,7 +59,7 @@ class SbirInputs:
         if self.normalize not in NORMALIZE:
             raise FgrError(f"normalize must be one of {', '.join(NORMALIZE)}, not {self.normalize!r}")
 
-    @property
+    @cached_property
     def pre(self) -> Preprocess:
         mean, std = NORMALIZE[self.normalize]
         return Preprocess(size=self.size, resize="squash", mean=mean, std=std)
@@ -197,29 +198,32 @@ def _epoch_loader(method: str, pairs, photos, inputs: SbirInputs, store: ImageSt
 
 def embed(model, paths: Sequence[Path], inputs: SbirInputs, store: ImageStore, modality: str, *,
           device: str = "cpu", batch_size: int = 64) -> np.ndarray:
-    """L2-normalised retrieval embeddings (N, 512) of sketches or photos."""
-    fn = model.embed_sketch if modality == "sketch" else model.embed_photo
-    was = model.training
-    model.eval()
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(paths), batch_size):
-            x = torch.stack([inputs.anchor(store(p)) for p in paths[i:i + batch_size]]).to(device)
-            out.append(fn(x).cpu().numpy())
-    model.train(was)
-    return np.concatenate(out)
+    """L2-normalised retrieval embeddings (N, 512) of sketches or photos (batched, eval mode)."""
+    from fgr_utils.embed import extract
+
+    def encode(m, x):
+        return m.embed_sketch(x) if modality == "sketch" else m.embed_photo(x)
+
+    return extract(model, paths, lambda p: inputs.anchor(store(p)), encode=encode, batch_size=batch_size,
+                   device=device, progress=False)
+
+
+def embeddings(model, sketches, split: str, inputs: SbirInputs, store: ImageStore | None = None, *,
+               device: str = "cpu") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(sketch embeddings, photo embeddings, index of each sketch's photo) of a split."""
+    store = store or ImageStore(inputs.aug_size)
+    pairs = sketches.pairs(split)
+    q = embed(model, [p for p, _ in pairs], inputs, store, "sketch", device=device)
+    g = embed(model, sketches.photos(split), inputs, store, "photo", device=device)
+    return q, g, np.array([i for _, i in pairs])
 
 
 def evaluate(model, sketches, split: str, inputs: SbirInputs, store: ImageStore, *, tie_rule: str = "optimistic",
              device: str = "cpu") -> dict[str, float]:
     """ARNet's Acc@1/5/10 (fractions; ARNet prints percent): every sketch of ``split`` against the
     gallery of all its photos."""
-    photos = sketches.photos(split)
-    pairs = sketches.pairs(split)
-    g = embed(model, photos, inputs, store, "photo", device=device)
-    q = embed(model, [p for p, _ in pairs], inputs, store, "sketch", device=device)
-    acc = acc_at_k(q @ g.T, [i for _, i in pairs], KS, ties=tie_rule)
-    return {f"acc@{k}": v for k, v in acc.items()}
+    q, g, true = embeddings(model, sketches, split, inputs, store, device=device)
+    return {f"acc@{k}": v for k, v in acc_at_k(q @ g.T, true, KS, ties=tie_rule).items()}
 
 
 def train(model, sketches, inputs: SbirInputs, cfg: TrainConfig, method: str, *, checkpoint_dir: Path,
@@ -295,21 +299,12 @@ def summary(result: FitResult):
 # Figures
 # --------------------------------------------------------------------------------------------
 
-def test_embeddings(model, sketches, inputs: SbirInputs, *, device: str = "cpu"):
-    """(sketch embeddings, photo embeddings, true photo index per sketch) of the test split."""
-    store = ImageStore(inputs.aug_size)
-    pairs = sketches.pairs("test")
-    q = embed(model, [p for p, _ in pairs], inputs, store, "sketch", device=device)
-    g = embed(model, sketches.photos("test"), inputs, store, "photo", device=device)
-    return q, g, np.array([i for _, i in pairs])
-
-
 def retrieval_figure(model, sketches, inputs: SbirInputs, *, n_queries: int = 4, k: int = 5, device: str = "cpu",
                      title: str | None = None):
     """Test sketches and their top ``k`` photos, the true photo framed green."""
     from fgr_utils import viz
 
-    q, g, true = test_embeddings(model, sketches, inputs, device=device)
+    q, g, true = embeddings(model, sketches, "test", inputs, device=device)
     pairs, photos = sketches.pairs("test"), sketches.photos("test")
     picks = sorted({int(i) for i in np.linspace(0, len(pairs) - 1, num=min(n_queries, len(pairs)))})
     top = np.argsort(-(q[picks] @ g.T), axis=1, kind="stable")[:, :k]

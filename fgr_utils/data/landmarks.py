@@ -32,6 +32,7 @@ from typing import Any
 
 from PIL import Image
 
+from fgr_utils import io
 from fgr_utils.data.images import load_rgb
 from fgr_utils.errors import DatasetMissing, FgrError
 
@@ -84,35 +85,18 @@ def detect_protocol(gnd: list[dict]) -> str:
                    "nor the revisited one (easy/hard/junk/bbx)")
 
 
-class _GndUnpickler(pickle.Unpickler):
-    """Unpickle only what a ground-truth file holds: builtin containers, numbers and numpy arrays."""
-
-    _ALLOWED = {
-        ("builtins", n) for n in ("list", "dict", "tuple", "set", "frozenset", "int", "float", "str",
-                                  "bytes", "bool", "complex", "slice", "range")
-    } | {("collections", "OrderedDict"), ("numpy", "ndarray"), ("numpy", "dtype")} | {
-        (m, n) for m in ("numpy.core.multiarray", "numpy._core.multiarray")
-        for n in ("_reconstruct", "scalar")
-    } | {(m, "_frombuffer") for m in ("numpy.core.numeric", "numpy._core.numeric")} | {
-        ("numpy", n) for n in ("int32", "int64", "float32", "float64", "uint8", "uint16", "uint32", "uint64")
-    } | {("numpy.dtypes", n) for n in ("Int32DType", "Int64DType", "Float32DType", "Float64DType", "UInt8DType")}
-
-    def find_class(self, module, name):
-        if (module, name) in self._ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refers to {module}.{name}, which a ground-truth file never needs")
+# what a ground-truth file holds: builtin containers, numbers and numpy arrays
+_GND_GLOBALS = io.NUMPY_ARRAY_GLOBALS | {
+    ("builtins", n) for n in ("list", "dict", "tuple", "set", "frozenset", "int", "float", "str",
+                              "bytes", "bool", "complex", "slice", "range")
+} | {("collections", "OrderedDict")} | {
+    ("numpy", n) for n in ("int32", "int64", "float32", "float64", "uint8", "uint16", "uint32", "uint64")
+} | {("numpy.dtypes", n) for n in ("Int32DType", "Int64DType", "Float32DType", "Float64DType", "UInt8DType")}
 
 
 def _read_gnd(path: Path) -> dict:
-    def attempt(**kw):
-        with open(path, "rb") as f:
-            return _GndUnpickler(f, **kw).load()
-
     try:
-        try:
-            data = attempt()
-        except UnicodeDecodeError:  # pickled by Python 2
-            data = attempt(encoding="latin1")
+        data = io.load_pickle(path, _GND_GLOBALS, "a ground-truth file")
     except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError) as e:
         raise FgrError(f"cannot read ground truth {path}: {' '.join(str(e).split()) or type(e).__name__}; "
                        "download it again") from None

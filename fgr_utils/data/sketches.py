@@ -467,42 +467,12 @@ def rasterize_strokes(points: Any, size: int = 256, width: int = 1, *, frame: fl
 # <Name>_Coordinate pickles
 
 
-class _CoordinateUnpickler(pickle.Unpickler):
-    """Rebuild dicts of numpy arrays and nothing else.
-
-    Unpickling can call any function a file names, so only numpy's array-reconstruction globals are
-    found (old and new module paths, protocols 2-5); ``_codecs.encode`` is how protocol 2 written by
-    Python 3 stores an array's bytes. Anything else is refused before it is imported.
-    """
-
-    _ALLOWED = {
-        ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
-        *((m, "_reconstruct") for m in ("numpy.core.multiarray", "numpy._core.multiarray")),
-        *((m, "_frombuffer") for m in ("numpy.core.numeric", "numpy._core.numeric")),
-    }
-
-    def find_class(self, module, name):
-        if (module, name) in self._ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"it refers to {module}.{name}, which a coordinate file never needs")
-
-
 def load_coordinates(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Read a ``<Name>_Coordinate`` pickle safely: ``{key: N×3 float array}``.
-
-    Files pickled by Python 2 are read with ``encoding="latin1"`` (numpy's advice for old pickles).
-    """
+    """Read a ``<Name>_Coordinate`` pickle safely (:func:`fgr_utils.io.load_pickle`: only numpy's
+    array-reconstruction globals are resolved): ``{key: N×3 float array}``."""
     path = Path(path)
-
-    def attempt(**kw):
-        with open(path, "rb") as f:
-            return _CoordinateUnpickler(f, **kw).load()
-
     try:
-        try:
-            data = attempt()
-        except UnicodeDecodeError:
-            data = attempt(encoding="latin1")
+        data = io.load_pickle(path, io.NUMPY_ARRAY_GLOBALS, "a coordinate file")
     except FileNotFoundError:
         raise DatasetMissing(f"coordinate file {path} does not exist") from None
     except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, ImportError,
