@@ -10,6 +10,7 @@ from fgr_utils.data.images import image_files
 
 _LANDMARK_SETS = {"photo-landmarks", "sim-revisited", "oxford5k", "paris6k", "roxford5k", "rparis6k"}
 _SKETCH_SETS = {"sbir-garments", "sbir-garments-xdog", "sbir-garments-canny", "clothesv1", "shoev2", "chairv2"}
+_ATTRIBUTE_SETS = {"asfr-garments", "fashionai", "deepfashion", "darn"}
 
 
 def sample_figure(name: str, root: Path, n: int = 6, seed: int = 0, skip: Iterable[Path] = ()):
@@ -22,6 +23,8 @@ def sample_figure(name: str, root: Path, n: int = 6, seed: int = 0, skip: Iterab
         return landmark_figure(root, n, seed, bad)
     if name in _SKETCH_SETS:
         return sketch_figure(name, root, n, seed, bad)
+    if name in _ATTRIBUTE_SETS:
+        return attribute_figure(name, root, n, seed, bad)
     paths = [p for p in image_files(root) if p not in bad]
     picks = random.Random(seed).sample(paths, min(n, len(paths)))
     return viz.image_grid(picks, titles=[p.name for p in picks], ncols=n, suptitle=f"{name}: random images")
@@ -74,3 +77,32 @@ def sketch_figure(name: str, root: Path, n: int = 6, seed: int = 0, bad: set[Pat
         frames += [viz.QUERY] + [None] * (width - 1)
     return viz.image_grid(images, titles=titles, frames=frames, ncols=width,
                           suptitle=f"{name}: test photos and their sketches")
+
+
+def attribute_figure(name: str, root: Path, n: int = 6, seed: int = 0, bad: set[Path] = frozenset()):
+    """One row per attribute: up to ``n`` train images, as many different values as possible, titled by value."""
+    from fgr_utils.data.attributes import load_attribute_set
+
+    ds = load_attribute_set(root)
+    rng = random.Random(seed)
+    groups = ds.train_groups()
+    images, titles = [], []
+    for a, attr in enumerate(ds.attributes):
+        pools = {v: [int(i) for i in ids] for v, ids in groups.get(a, {}).items()}
+        for ids in pools.values():
+            rng.shuffle(ids)
+        order = sorted(pools)
+        rng.shuffle(order)
+        row: list[tuple[Path, int]] = []
+        while len(row) < n and any(pools.values()):  # round robin over the values
+            for v in order:
+                while pools[v] and len(row) < n:
+                    p = ds.path("train", pools[v].pop())
+                    if p not in bad and p.is_file():
+                        row.append((p, v))
+                        break
+        images += [p for p, _ in row] + [None] * (n - len(row))
+        titles += [f"{attr}: {ds.values[attr][v]}" if j == 0 else ds.values[attr][v] for j, (_, v) in enumerate(row)]
+        titles += [""] * (n - len(row))
+    return viz.image_grid(images, titles=titles, ncols=n,
+                          suptitle=f"{name}: train images per attribute (title = labelled value)")

