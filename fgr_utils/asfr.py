@@ -261,9 +261,10 @@ class Features:
             self._build(trunk, cache_dir, batch_size, progress)
 
     def _key(self, trunk) -> str:
-        from fgr_utils.embed import _files_key, module_fingerprint
+        from fgr_utils.embed import files_key, module_fingerprint
 
-        blob = json.dumps({"stem": module_fingerprint(trunk), "files": _files_key(self.paths),
+        frozen = [module_fingerprint(m) for m in trunk.modules() if getattr(m, "always_frozen", False)]
+        blob = json.dumps({"stem": frozen or module_fingerprint(trunk), "files": files_key(self.paths),
                            "flips": sorted(self.flip_row), "inputs": self.inputs.describe(),
                            "mean": self.inputs.mean, "std": self.inputs.std}, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:20]
@@ -340,8 +341,7 @@ class Crops:
         from fgr_utils.models.asfr import to_original
 
         img = self.features.store(self.features.paths[i])
-        x0, y0, x1, y1 = to_original(box, img.size, self.features.inputs.size)
-        piece = img.crop((int(round(x0)), int(round(y0)), int(round(x1)), int(round(y1))))
+        piece = img.crop(to_original(box, img.size, self.features.inputs.size))
         piece = images.resize(piece, self.size, "squash")
         return images.to_tensor(piece, self.features.inputs.mean, self.features.inputs.std)
 
@@ -418,7 +418,7 @@ def build(cfg: ModelConfig) -> nn.Module:
 # Embedding and evaluation
 # --------------------------------------------------------------------------------------------
 
-def embed(model, method: str, features: Features, rows: np.ndarray, *, crops: Crops | None = None,
+def embed(model, features: Features, rows: np.ndarray, *, crops: Crops | None = None,
           beta: float = 0.3, batch_size: int = 64, flip_rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
     """Embeddings of (image, attr) rows under each row's attribute (eval mode, no gradients).
 
@@ -457,7 +457,7 @@ def map_metrics(q: np.ndarray, c: np.ndarray, queries: np.ndarray, candidates: n
     return row
 
 
-def evaluate_split(model, method: str, data: AsfrData, features: Features, which: str, *,
+def evaluate_split(model, data: AsfrData, features: Features, which: str, *,
                    crops: Crops | None = None, beta: float = 0.3,
                    flip_rng: np.random.Generator | None = None) -> dict[str, float]:
     """The protocol's numbers on the ``valid`` or ``test`` split.
@@ -467,10 +467,10 @@ def evaluate_split(model, method: str, data: AsfrData, features: Features, which
     """
     split = data.eval_split(which)
     if data.protocol == "triplets":
-        return triplet_metrics(model, method, features, data.triplets[split], data.names, crops=crops, beta=beta)
+        return triplet_metrics(model, features, data.triplets[split], data.names, crops=crops, beta=beta)
     q_rows, c_rows = data.queries[split], data.candidates[split]
-    q = embed(model, method, features, q_rows, crops=crops, beta=beta, flip_rng=flip_rng)
-    c = embed(model, method, features, c_rows, crops=crops, beta=beta, flip_rng=flip_rng)
+    q = embed(model, features, q_rows, crops=crops, beta=beta, flip_rng=flip_rng)
+    c = embed(model, features, c_rows, crops=crops, beta=beta, flip_rng=flip_rng)
     row = map_metrics(q["embedding"], c["embedding"], q_rows, c_rows, data.names)
     for part in ("region", "patch"):
         if part in q:
@@ -478,7 +478,7 @@ def evaluate_split(model, method: str, data: AsfrData, features: Features, which
     return row
 
 
-def triplet_metrics(model, method: str, features: Features, triplets: np.ndarray, conditions: Sequence[str], *,
+def triplet_metrics(model, features: Features, triplets: np.ndarray, conditions: Sequence[str], *,
                     attr_of: dict[int, int] | None = None, crops: Crops | None = None,
                     beta: float = 0.3) -> dict[str, float]:
     """CSN triplet accuracy (section 1.6): ``sim(a, c) > sim(a, b)`` under the condition's embedding.
@@ -493,7 +493,7 @@ def triplet_metrics(model, method: str, features: Features, triplets: np.ndarray
         raise FgrError("no triplet's condition is an attribute of the model")
     attrs = np.array([attr_of[int(c)] for c in triplets[:, 3]])
     pairs = np.unique(np.concatenate([np.column_stack([triplets[:, j], attrs]) for j in range(3)]), axis=0)
-    emb = embed(model, method, features, pairs, crops=crops, beta=beta)["embedding"]
+    emb = embed(model, features, pairs, crops=crops, beta=beta)["embedding"]
     row_of = {(int(i), int(a)): r for r, (i, a) in enumerate(pairs)}
 
     def vecs(col: int) -> np.ndarray:
@@ -506,7 +506,7 @@ def triplet_metrics(model, method: str, features: Features, triplets: np.ndarray
     return row
 
 
-def zappos_metrics(model, method: str, data: AsfrData, features: Features, *, crops: Crops | None = None,
+def zappos_metrics(model, data: AsfrData, features: Features, *, crops: Crops | None = None,
                    beta: float = 0.3) -> dict[str, float]:
     """Triplet accuracy on the test triplet list that comes with a split-file set (its conditions
     named like the model's attributes); empty when there is none."""
@@ -515,7 +515,7 @@ def zappos_metrics(model, method: str, data: AsfrData, features: Features, *, cr
     attr_of = {k: data.names.index(c) for k, c in enumerate(data.zappos_conditions) if c in data.names}
     if not attr_of:
         return {}
-    return triplet_metrics(model, method, features, data.zappos["test"], data.zappos_conditions, attr_of=attr_of,
+    return triplet_metrics(model, features, data.zappos["test"], data.zappos_conditions, attr_of=attr_of,
                            crops=crops, beta=beta)
 
 
@@ -640,7 +640,7 @@ def train(model, method: str, data: AsfrData, features: Features, cfg: TrainConf
 
     def evaluate(epoch: int) -> dict[str, float]:
         rng = np.random.default_rng((cfg.seed, epoch, 41)) if cfg.val_flip and method == "rpf" and cfg.stage == 1 else None
-        row = evaluate_split(model, method, data, features, "valid", crops=eval_crops, beta=cfg.beta, flip_rng=rng)
+        row = evaluate_split(model, data, features, "valid", crops=eval_crops, beta=cfg.beta, flip_rng=rng)
         return {f"valid/{k}": v for k, v in row.items()}
 
     return fit(model, opt, epochs=cfg.epochs, make_batches=lambda e: _loader(data, features, cfg, e), train_step=step,
@@ -648,27 +648,22 @@ def train(model, method: str, data: AsfrData, features: Features, cfg: TrainConf
                fingerprint=fingerprint, progress=progress, restore_best=True)
 
 
-def protocol_text(data: AsfrData, beta: float | None = None) -> str:
-    if data.protocol == "triplets":
-        return "CSN triplet accuracy: sim(a, c) > sim(a, b) under the condition's embedding, checkpoint by val accuracy"
-    fused = f", RPF fused with beta {beta}" if beta is not None else ""
-    return ("attribute-specific MAP (ASEN): each query ranks all candidates of its attribute, full ranking, "
-            f"checkpoint by validation weighted MAP{fused}")
+TRIPLET_PROTOCOL = "CSN triplet accuracy: sim(a, c) > sim(a, b) under the condition's embedding"
+MAP_PROTOCOL = "attribute-specific MAP (ASEN): each query ranks all candidates of its attribute, full ranking"
 
 
 def log_metrics(run, row: dict[str, float], data: AsfrData, *, prefix: str = "", beta: float | None = None) -> None:
     """Record a row of test numbers with its protocol (weighted and macro MAP labelled as such)."""
-    base = protocol_text(data, beta)
+    select = "checkpoint by validation weighted MAP" if data.protocol == "splits" else "checkpoint by val accuracy"
+    fused = f", RPF fused with beta {beta}" if beta is not None else ""
     for key, value in row.items():
-        if key.endswith("map/weighted"):
-            how = "query-weighted over attributes (official)"
-        elif key.endswith("map/macro"):
-            how = "macro: unweighted mean over attributes"
-        elif "map/" in key:
-            how = "one attribute"
+        if "triplet_acc" in key:
+            how = f"{TRIPLET_PROTOCOL}, {select}; " + ("all conditions" if key.endswith("triplet_acc") else "one condition")
         else:
-            how = "triplets of the test list"
-        run.log(prefix + key, value, protocol=f"{base}; {how}", dataset=data.name, split="test")
+            kind = ("query-weighted over attributes (official)" if key.endswith("map/weighted") else
+                    "macro: unweighted mean over attributes" if key.endswith("map/macro") else "one attribute")
+            how = f"{MAP_PROTOCOL}, {select}{fused}; {kind}"
+        run.log(prefix + key, value, protocol=how, dataset=data.name, split="test")
 
 
 def summary(rows: dict[str, dict[str, float]], names: Sequence[str]):
@@ -735,7 +730,7 @@ def attention_figure(model, features: Features, index: int, names: Sequence[str]
     return viz.attention_overlays([img] * len(names), list(maps), maps.shape[1:], titles=list(names), suptitle=title)
 
 
-def retrieval_figure(model, method: str, data: AsfrData, features: Features, *, n_queries: int = 4, k: int = 6,
+def retrieval_figure(model, data: AsfrData, features: Features, *, n_queries: int = 4, k: int = 6,
                      crops: Crops | None = None, beta: float = 0.3, title: str | None = None):
     """Test queries of different attributes and their top ``k`` candidates of that attribute; a
     candidate with the query's value is framed green."""
@@ -746,11 +741,11 @@ def retrieval_figure(model, method: str, data: AsfrData, features: Features, *, 
     attrs = sorted(set(queries[:, 1].tolist()))
     picks = [int(np.flatnonzero(queries[:, 1] == attrs[i % len(attrs)])[i // len(attrs)])
              for i in range(min(n_queries, len(queries)))]
-    q = embed(model, method, features, queries[picks], crops=crops, beta=beta)["embedding"]
+    q = embed(model, features, queries[picks], crops=crops, beta=beta)["embedding"]
     results, hits, titles = [], [], []
     for row, vec in zip(queries[picks], q):
         pool = cands[cands[:, 1] == row[1]]
-        c = embed(model, method, features, pool, crops=crops, beta=beta)["embedding"]
+        c = embed(model, features, pool, crops=crops, beta=beta)["embedding"]
         top = np.argsort(-(c @ vec), kind="stable")[:k]
         results.append([features.paths[int(pool[j, 0])] for j in top])
         hits.append([int(pool[j, 2]) == int(row[2]) for j in top])

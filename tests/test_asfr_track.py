@@ -174,3 +174,20 @@ def test_trained_model_reloads_without_pretrained_weights(tmp_path):
     (tmp_path / "metrics.json").write_text(json.dumps({"params": params, "metrics": {}}))
     loaded, _ = asfr.load_trained(tmp_path, 3)
     assert not loaded.training and torch.all(loaded.cross_encoder.proj.weight == 0.25)
+
+
+@pytest.mark.notebook
+def test_training_on_csn_triplet_lists_reports_triplet_accuracy(isolated_dirs):
+    from fgr_utils.data import synth
+
+    synth.synthesize("asfr-garments", "smoke", 0)
+    assert cli.main(["run", "30_asfr_train", "--profile", "smoke", "--variant", "asen_v2", "-p", "protocol=triplets",
+                     "--name", "csn", "--no-progress"]) == 0
+    rec = read_json(isolated_dirs / "runs/smoke/csn/metrics.json")
+    m = rec["metrics"]
+    assert not any(k.startswith("map/") for k in m)
+    assert 0.0 <= m["triplet_acc"] <= 1.0 and "CSN triplet accuracy" in rec["metric_info"]["triplet_acc"]["protocol"]
+    assert sorted(k.split("/")[1] for k in m if k.startswith("triplet_acc/")) == [
+        "collar_design", "neckline_design", "pattern_design", "sleeve_length"]
+    assert rec["datasets"]["asfr-garments"]["attributes"] == [
+        "collar_design", "neckline_design", "pattern_design", "sleeve_length"]  # the model's conditions

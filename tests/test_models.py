@@ -39,6 +39,22 @@ def test_pretrained_needs_a_local_file_and_loads_it(tmp_path):
         create_backbone("resnet-9000")
 
 
+def test_npz_weights_go_through_the_models_own_loader(tmp_path, monkeypatch):
+    """Google's JAX ViT-B_16.npz (RPF's patch branch) is read by timm's custom .npz loader, a
+    PyTorch checkpoint by the generic one."""
+    import timm
+
+    seen = []
+    real = timm.create_model
+    monkeypatch.setattr(timm, "create_model", lambda name, **kw: seen.append(kw.get("pretrained_cfg_overlay"))
+                        or real(name, **{k: v for k, v in kw.items() if k not in ("pretrained", "pretrained_cfg_overlay")}))
+    for name in ("ViT-B_16.npz", "w.pth"):
+        (tmp_path / name).write_bytes(b"stand-in")
+        create_backbone("vit-smoke", pretrained=True, weights_path=str(tmp_path / name))
+    assert [o["custom_load"] for o in seen] == [True, False]
+    assert seen[0]["file"].endswith("ViT-B_16.npz")
+
+
 def test_cached_rerank_equals_per_pair_forward():
     torch.manual_seed(0)
     model = QGAModel(create_backbone("vit-smoke"), heads=8).eval()

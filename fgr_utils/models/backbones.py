@@ -236,8 +236,9 @@ def create_backbone(name: str, *, pretrained: bool = False, weights_path: str | 
         if not path.is_file():
             raise FgrError(f"backbone {name}: weights_path {path} does not exist")
         try:
-            model = timm.create_model(spec.timm_name, pretrained=True,
-                                      pretrained_cfg_overlay={"file": str(path)}, **kwargs)
+            # a JAX/Flax .npz (Google's ViT-B_16.npz, RPF's patch branch) goes through the model's own loader
+            overlay = {"file": str(path), "custom_load": path.suffix == ".npz"}
+            model = timm.create_model(spec.timm_name, pretrained=True, pretrained_cfg_overlay=overlay, **kwargs)
         except (RuntimeError, KeyError, ValueError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise FgrError(f"backbone {name}: cannot load {path} ({first[:200]})") from None
