@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -255,7 +254,6 @@ class Features:
         self.inputs, self.paths, self.device = inputs, [Path(p) for p in paths], device
         self.cached = bool(getattr(trunk, "frozen_stem", False))
         self.flip_row = {int(i): r for r, i in enumerate(sorted({int(i) for i in flip_indices}))}
-        self.store = images.ImageStore()
         self.views: list[dict[str, torch.Tensor]] = []
         if self.cached:
             self._build(trunk, cache_dir, batch_size, progress)
@@ -295,7 +293,7 @@ class Features:
                 torch.save(self.views, tmp)
 
     def image(self, i: int, flip: bool = False) -> torch.Tensor:
-        return self.inputs.tensor(self.store(self.paths[i]), flip)
+        return self.inputs.tensor(images.load_rgb(self.paths[i]), flip)
 
     def item(self, i: int, flip: bool = False) -> dict[str, torch.Tensor]:
         if not self.cached:
@@ -340,7 +338,7 @@ class Crops:
     def crop(self, i: int, box: tuple[int, int, int, int]) -> torch.Tensor:
         from fgr_utils.models.asfr import to_original
 
-        img = self.features.store(self.features.paths[i])
+        img = images.load_rgb(self.features.paths[i])
         piece = img.crop(to_original(box, img.size, self.features.inputs.size))
         piece = images.resize(piece, self.size, "squash")
         return images.to_tensor(piece, self.features.inputs.mean, self.features.inputs.std)
@@ -726,7 +724,7 @@ def attention_figure(model, features: Features, index: int, names: Sequence[str]
     from fgr_utils import viz
 
     maps = attention_maps(model, features, index, len(names))
-    img = features.inputs.prepare(features.store(features.paths[index]))
+    img = features.inputs.prepare(images.load_rgb(features.paths[index]))
     return viz.attention_overlays([img] * len(names), list(maps), maps.shape[1:], titles=list(names), suptitle=title)
 
 

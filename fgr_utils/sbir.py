@@ -24,7 +24,6 @@ import torch
 from PIL import Image
 
 from fgr_utils.data import images
-from fgr_utils.data.images import ImageStore
 from fgr_utils.data.transforms import Preprocess
 from fgr_utils.errors import FgrError
 from fgr_utils.metrics import acc_at_k
@@ -87,6 +86,25 @@ class SbirInputs:
         img = img.crop((left, left, left + self.size, left + self.size))
         mean, std = NORMALIZE[self.normalize]
         return images.to_tensor(img, mean, std)
+
+
+class ImageStore:
+    """Decoded images of a set, kept in memory at the augmentation size (small sets: every epoch
+    re-reads nothing from disk)."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._images: dict[str, Image.Image] = {}
+
+    def __call__(self, path: str | Path) -> Image.Image:
+        key = str(path)
+        img = self._images.get(key)
+        if img is None:
+            img = images.load_rgb(path)
+            if max(img.size) > self.size:
+                img = img.resize((self.size, self.size), Image.Resampling.LANCZOS)
+            self._images[key] = img
+        return img
 
 
 # --------------------------------------------------------------------------------------------

@@ -11,8 +11,10 @@ Every request is recorded in ``requests`` as ``(method, path, headers)``.
 """
 from __future__ import annotations
 
+import io
 import re
 import threading
+import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 _RANGE = re.compile(r"bytes=(\d+)-(\d*)$")
@@ -121,3 +123,12 @@ class FileServer:
             h.close_connection = True  # the client sees the connection end early
             return
         h.wfile.write(payload)
+
+
+def make_zip(files: dict[str, bytes]) -> bytes:
+    """A zip archive (in memory) holding ``files`` (name -> bytes)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return buf.getvalue()

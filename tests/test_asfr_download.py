@@ -7,9 +7,7 @@ their addresses point at the local server. What was downloaded is then read with
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
-import zipfile
 
 import pytest
 
@@ -20,19 +18,11 @@ from fgr_utils.data.registry import LayoutCheck
 from fgr_utils.errors import FgrError
 
 try:
-    from httpserver import FileServer
+    from httpserver import FileServer, make_zip
 except ImportError:  # tests/ became a package
-    from tests.httpserver import FileServer
+    from tests.httpserver import FileServer, make_zip
 
 SHOES = [f"Shoes/Oxfords/Brand{i % 2}/{7000 + i}.{i}.jpg" for i in range(6)]
-
-
-def make_zip(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in files.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
 
 
 def triplet_zip() -> bytes:

@@ -18,9 +18,9 @@ from fgr_utils.data.registry import Archive, DatasetSpec, LayoutCheck
 from fgr_utils.errors import FgrError
 
 try:
-    from httpserver import FileServer
+    from httpserver import FileServer, make_zip
 except ImportError:  # tests/ became a package
-    from tests.httpserver import FileServer
+    from tests.httpserver import FileServer, make_zip
 
 
 # ------------------------------------------------------------------------------------------
@@ -60,14 +60,6 @@ def tar_link(name: str, target: str, hard: bool = False) -> tarfile.TarInfo:
     info.type = tarfile.LNKTYPE if hard else tarfile.SYMTYPE
     info.linkname = target
     return info
-
-
-def make_zip(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in files.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
 
 
 def images(prefix: str, n: int, seed: int = 0, ext: str = "jpg") -> dict[str, bytes]:

@@ -409,25 +409,6 @@ def to_tensor(img, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] =
     return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
 
 
-class ImageStore:
-    """Decoded images kept in memory, each shrunk to at most ``max_size`` pixels a side when given
-    (small sets: every epoch re-reads nothing from disk)."""
-
-    def __init__(self, max_size: int | None = None):
-        self.max_size = max_size
-        self._images: dict[str, Image.Image] = {}
-
-    def __call__(self, path: str | os.PathLike) -> Image.Image:
-        key = str(path)
-        img = self._images.get(key)
-        if img is None:
-            img = load_rgb(path)
-            if self.max_size is not None and max(img.size) > self.max_size:
-                img = img.resize((self.max_size, self.max_size), Image.Resampling.LANCZOS)
-            self._images[key] = img
-        return img
-
-
 # ---------------------------------------------------------------------------------------------------
 # dataset
 
