@@ -9,6 +9,7 @@ from PIL import Image
 
 from fgr_utils import asfr, cli
 from fgr_utils.errors import FgrError
+from fgr_utils.losses import cosine_triplet
 
 
 def _groups():
@@ -191,3 +192,25 @@ def test_training_on_csn_triplet_lists_reports_triplet_accuracy(isolated_dirs):
         "collar_design", "neckline_design", "pattern_design", "sleeve_length"]
     assert rec["datasets"]["asfr-garments"]["attributes"] == [
         "collar_design", "neckline_design", "pattern_design", "sleeve_length"]  # the model's conditions
+
+
+@pytest.mark.parametrize("weighting, moves", [("learned", True), ("equal", False)])
+def test_agman_loss_weights_train_only_when_learned(weighting, moves):
+    """The released AG-MAN never hands its uncertainty weights to the optimiser ('equal')."""
+    torch.manual_seed(0)
+    cfg = asfr.ModelConfig(method="agman", n_attr=3, trunk="effnet-demo", width=16, attr_dim=8, hidden=8,
+                           agman_dim=12, loss_weighting=weighting)
+    model = asfr.build(cfg)
+    opt, _ = asfr._optimizer(model, "agman", asfr.TrainConfig(epochs=1, lr=0.01))
+    before = model.loss_weights.params.detach().clone()
+    feats = model.trunk.stem(torch.randn(6, 3, 64, 64))
+    attr = torch.tensor([0, 1, 2, 0, 1, 2])
+    out = model(feats, attr)
+    a, p, n = out.embedding.chunk(3)
+    loss = model.loss_weights(cosine_triplet(a, p, n, 0.2), model.type_loss(out.logits, attr))
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    assert (not torch.equal(before, model.loss_weights.params.detach())) == moves
+    with pytest.raises(FgrError, match="loss_weighting"):
+        asfr.build(asfr.ModelConfig(method="agman", n_attr=3, trunk="effnet-demo", loss_weighting="fixed"))
