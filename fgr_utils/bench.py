@@ -118,3 +118,88 @@ def bench_extract(profile: str = "demo", images: int = 256, batch_size: int = 4,
     speedup = t_loop / t_batch
     say(f"extract speedup: {speedup:.1f}x")
     return speedup
+
+
+# --------------------------------------------------------------------------------------------
+# Index benchmark (issue: search at scale)
+# --------------------------------------------------------------------------------------------
+
+def clustered_unit_vectors(n: int, dim: int, *, clusters: int | None = None, spread: float = 0.9, seed: int = 0,
+                           draw: int = 0, chunk: int = 100_000) -> np.ndarray:
+    """``n`` L2-normalised float32 vectors around random unit centres (``clusters``, default n / 1000,
+    at least 8): a stand-in for image embeddings, which are clustered, not uniform on the sphere.
+    The centres depend on ``seed`` only, the points also on ``draw`` (0: the collection, 1: queries
+    from the same clusters). ``spread`` is the noise norm relative to a centre. Drawn in chunks, so
+    1M x 256 needs 1 GiB."""
+    k = clusters or max(8, n // 1000)
+    centres = np.random.default_rng(seed).standard_normal((k, dim)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    rng = np.random.default_rng((seed, draw))
+    out = np.empty((n, dim), dtype=np.float32)
+    for s in range(0, n, chunk):
+        m = min(chunk, n - s)
+        x = centres[rng.integers(k, size=m)] + rng.standard_normal((m, dim)).astype(np.float32) * (spread / np.sqrt(dim))
+        out[s:s + m] = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return out
+
+
+def index_configs(n: int, dim: int) -> list[tuple[str, str, dict, dict]]:
+    """(label, kind, build parameters, search parameters) of every configuration the benchmark times."""
+    nlist = max(1, min(int(4 * np.sqrt(n)), n // 39))
+    train = min(n, 64 * nlist)
+    m = next(d for d in (dim // 8, dim // 4, dim // 2, dim, 1) if d and dim % d == 0)
+    configs = [("exact numpy", "exact", {}, {}), ("faiss flat-ip", "flat", {}, {})]
+    configs += [(f"ivf nlist={nlist} nprobe={p}", "ivf", {"nlist": nlist, "train_size": train}, {"nprobe": p})
+                for p in (1, 2, 4, 8, 16, 32, 64) if p <= nlist]
+    configs += [(f"hnsw M=16 efSearch={e}", "hnsw", {"M": 16, "ef_construction": 64}, {"ef_search": e})
+                for e in (16, 32, 64, 128)]
+    configs += [(f"ivfpq nlist={nlist} m={m} nprobe={p} refine x{f}", "ivfpq",
+                 {"nlist": nlist, "m": m, "train_size": train, "refine": True}, {"nprobe": p, "k_factor": f})
+                for p, f in ((8, 4), (16, 8), (32, 8)) if p <= nlist]
+    configs += [(f"lsh nbits={2 * dim} refine x10", "lsh", {"nbits": 2 * dim}, {"k_factor": 10}),
+                ("sklearn kdtree", "kdtree", {}, {})]
+    return configs
+
+
+def bench_index(n: int = 1_000_000, dim: int = 256, queries: int = 1000, k: int = 10, kdtree_queries: int = 20,
+                seed: int = 0, say=print) -> list[dict]:
+    """Build every index of :func:`index_configs` over ``n`` clustered unit vectors and time ``queries``
+    searches: build seconds, memory, queries per second, recall@k against exact search. The KD-tree
+    is timed on ``kdtree_queries`` queries only (it is slow in high dimension: the point of the
+    control). Ends with ``best ann: <config> recall@10 <r> qps <q> (<x>x flat, <y>x kdtree)``: the
+    fastest approximate configuration with recall@10 >= 0.95."""
+    from fgr_utils.index import build_index, recall_at_k
+
+    base = clustered_unit_vectors(n, dim, seed=seed)
+    q = clustered_unit_vectors(queries, dim, clusters=max(8, n // 1000), seed=seed, draw=1)
+    say(f"index benchmark: {n:,} x {dim} clustered unit vectors, {len(q)} queries, k={k}, inner product")
+    truth = None
+    rows: list[dict] = []
+    built: dict[tuple, object] = {}
+    for label, kind, build_params, search_params in index_configs(n, dim):
+        key = (kind, tuple(sorted(build_params.items())))
+        build_s = 0.0
+        if key not in built:
+            build_s, built[key] = _timed(lambda: build_index(base, kind, "ip", **build_params))
+        index = built[key]
+        if search_params:
+            index.set_params(**search_params)
+        sub = q[:kdtree_queries] if kind == "kdtree" else q
+        seconds, (_, ids) = _timed(lambda: index.search(sub, k))
+        if truth is None:
+            truth = ids
+        row = {"config": label, "kind": kind, "build_s": build_s, "memory_mb": index.memory_bytes() / 2**20,
+               "qps": len(sub) / seconds, "recall": recall_at_k(ids, truth[:len(sub)], k)}
+        rows.append(row)
+        say(f"{label:<44} build {build_s:7.1f} s  memory {row['memory_mb']:8.1f} MiB  "
+            f"qps {row['qps']:10.1f}  recall@{k} {row['recall']:.3f}")
+    flat = next(r for r in rows if r["kind"] == "flat")
+    kd = next(r for r in rows if r["kind"] == "kdtree")
+    ann = [r for r in rows if r["kind"] not in ("exact", "flat", "kdtree") and r["recall"] >= 0.95]
+    if ann:
+        best = max(ann, key=lambda r: r["qps"])
+        say(f"best ann: {best['config']} recall@{k} {best['recall']:.3f} qps {best['qps']:.0f} "
+            f"({best['qps'] / flat['qps']:.1f}x flat, {best['qps'] / kd['qps']:.1f}x kdtree)")
+    else:
+        say(f"best ann: none reaches recall@{k} 0.95")
+    return rows

@@ -142,9 +142,12 @@ def cmd_data(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from fgr_utils import bench, runner
 
+    if args.what == "index":
+        bench.bench_index(args.n, args.dim, queries=args.queries or 1000)
+        return 0
     runner.check_profile(args.profile)
     if args.what == "rerank":
-        bench.bench_rerank(args.profile, queries=args.queries)
+        bench.bench_rerank(args.profile, queries=args.queries or 10)
     elif args.what == "extract":
         bench.bench_extract(args.profile, images=args.images)
     return 0
@@ -198,9 +201,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_data)
 
     b = sub.add_parser("bench", help="speed measurements (print their figures)")
-    b.add_argument("what", choices=["rerank", "extract"])
+    b.add_argument("what", choices=["rerank", "extract", "index"])
     b.add_argument("--profile", default="demo")
-    b.add_argument("--queries", type=int, default=10, help="rerank: queries timed")
+    b.add_argument("--queries", type=int, default=None, help="queries timed (rerank: 10, index: 1000)")
+    b.add_argument("--n", type=int, default=1_000_000, help="index: vectors in the collection")
+    b.add_argument("--dim", type=int, default=256, help="index: their dimension")
     b.add_argument("--images", type=int, default=256, help="extract: images timed")
     b.set_defaults(func=cmd_bench)
     return p

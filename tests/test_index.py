@@ -466,3 +466,29 @@ def test_recall_at_k_hand_example():
         recall_at_k(found, true, 5)
     with pytest.raises(FgrError):
         recall_at_k(found[:1], true, 2)
+
+
+def test_index_benchmark_times_every_kind_and_names_the_best_ann(capsys):
+    import re
+
+    from fgr_utils import bench, cli
+
+    x = bench.clustered_unit_vectors(500, 16, seed=3)
+    assert x.dtype == np.float32 and np.allclose(np.linalg.norm(x, axis=1), 1, atol=1e-5)
+    assert np.array_equal(x, bench.clustered_unit_vectors(500, 16, seed=3))
+    q = bench.clustered_unit_vectors(500, 16, seed=3, draw=1)
+    assert not np.array_equal(x, q)
+    # queries come from the collection's clusters: their nearest neighbour is much closer than a random item
+    assert (q @ x.T).max(1).mean() > (q @ x.T).mean() + 0.3
+
+    rows = bench.bench_index(4000, 32, queries=100, kdtree_queries=10, say=lambda s: None)
+    by = {r["config"]: r for r in rows}
+    assert by["faiss flat-ip"]["recall"] == 1.0 and by["sklearn kdtree"]["recall"] == 1.0  # both exact
+    assert {r["kind"] for r in rows} == {"exact", "flat", "ivf", "hnsw", "ivfpq", "lsh", "kdtree"}
+    ivf = [r for r in rows if r["kind"] == "ivf"]
+    assert [r["recall"] for r in ivf] == sorted(r["recall"] for r in ivf)  # more probes, more recall
+    assert all(r["build_s"] >= 0 and r["memory_mb"] > 0 and r["qps"] > 0 for r in rows)
+
+    assert cli.main(["bench", "index", "--n", "3000", "--dim", "16", "--queries", "50"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^best ann: .+ recall@10 \d\.\d{3} qps \d+ \(\d+\.\dx flat, \d+\.\dx kdtree\)$", out, re.M)
