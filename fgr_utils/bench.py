@@ -193,13 +193,21 @@ def bench_index(n: int = 1_000_000, dim: int = 256, queries: int = 1000, k: int 
         rows.append(row)
         say(f"{label:<44} build {build_s:7.1f} s  memory {row['memory_mb']:8.1f} MiB  "
             f"qps {row['qps']:10.1f}  recall@{k} {row['recall']:.3f}")
+    say(best_ann_line(rows, k))
+    return rows
+
+
+def best_ann(rows: list[dict], min_recall: float = 0.95) -> tuple[dict | None, dict, dict]:
+    """(the fastest approximate row with recall >= ``min_recall`` or None, the flat row, the KD-tree row)."""
     flat = next(r for r in rows if r["kind"] == "flat")
     kd = next(r for r in rows if r["kind"] == "kdtree")
-    ann = [r for r in rows if r["kind"] not in ("exact", "flat", "kdtree") and r["recall"] >= 0.95]
-    if ann:
-        best = max(ann, key=lambda r: r["qps"])
-        say(f"best ann: {best['config']} recall@{k} {best['recall']:.3f} qps {best['qps']:.0f} "
+    ann = [r for r in rows if r["kind"] not in ("exact", "flat", "kdtree") and r["recall"] >= min_recall]
+    return (max(ann, key=lambda r: r["qps"]) if ann else None), flat, kd
+
+
+def best_ann_line(rows: list[dict], k: int = 10) -> str:
+    best, flat, kd = best_ann(rows)
+    if best is None:
+        return f"best ann: none reaches recall@{k} 0.95"
+    return (f"best ann: {best['config']} recall@{k} {best['recall']:.3f} qps {best['qps']:.0f} "
             f"({best['qps'] / flat['qps']:.1f}x flat, {best['qps'] / kd['qps']:.1f}x kdtree)")
-    else:
-        say(f"best ann: none reaches recall@{k} 0.95")
-    return rows

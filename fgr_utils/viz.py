@@ -207,3 +207,23 @@ def similarity_heatmaps(matrices: Sequence[Any], titles: Sequence[str], *, supti
     if suptitle:
         fig.suptitle(suptitle, fontsize=9)
     return fig
+
+
+def recall_qps(rows: Sequence[dict], *, title: str = "", k: int = 10):
+    """Recall@k against queries per second (log scale), one line per index kind through its
+    search-parameter sweep: up and to the right is better."""
+    fig, ax = plt.subplots(figsize=(6.0, 4.0))
+    kinds = list(dict.fromkeys(r["kind"] for r in rows))
+    for kind in kinds:
+        pts = [r for r in rows if r["kind"] == kind]
+        ax.plot([r["qps"] for r in pts], [r["recall"] for r in pts], marker="o", markersize=4, label=kind)
+    ax.set_xscale("log")
+    ax.set_xlabel("queries per second (log)")
+    ax.set_ylabel(f"recall@{k}")
+    ax.axhline(0.95, color="grey", lw=0.8, ls="--")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -492,3 +492,22 @@ def test_index_benchmark_times_every_kind_and_names_the_best_ann(capsys):
     assert cli.main(["bench", "index", "--n", "3000", "--dim", "16", "--queries", "50"]) == 0
     out = capsys.readouterr().out
     assert re.search(r"^best ann: .+ recall@10 \d\.\d{3} qps \d+ \(\d+\.\dx flat, \d+\.\dx kdtree\)$", out, re.M)
+
+
+@pytest.mark.notebook
+def test_index_benchmark_notebook_smoke(isolated_dirs):
+    from conftest import read_json
+
+    from fgr_utils import cli
+
+    assert cli.main(["run", "40_index_benchmark", "--profile", "smoke", "--no-progress"]) == 0
+    run_dir = isolated_dirs / "runs/smoke/40_index_benchmark"
+    rec = read_json(run_dir / "metrics.json")
+    m = rec["metrics"]
+    assert m["flat/qps"] > 0 and m["kdtree/qps"] > 0
+    assert {k.split("/")[1] for k in m if k.startswith("build_seconds/")} == {
+        "exact", "flat", "ivf", "hnsw", "ivfpq", "lsh", "kdtree"}
+    if "best_ann/qps" in m:  # some configuration reached recall@10 0.95
+        assert m["best_ann/recall@10"] >= 0.95
+        assert m["best_ann/speedup_vs_flat"] == pytest.approx(m["best_ann/qps"] / m["flat/qps"])
+    assert (run_dir / "figures/recall-qps.png").stat().st_size > 5_000
