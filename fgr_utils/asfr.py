@@ -28,8 +28,6 @@ region attention at every step, as the paper does; their frozen-stem features ar
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -39,7 +37,6 @@ import torch
 from PIL import Image
 from torch import nn
 
-from fgr_utils import io
 from fgr_utils.data import images
 from fgr_utils.errors import FgrError
 from fgr_utils.metrics import attribute_map, triplet_accuracy
@@ -126,6 +123,14 @@ class AsfrData:
 
 
 def _from_attribute_set(attrs, name: str, protocol: str) -> AsfrData:
+    from fgr_utils.data.attributes import SPLITS
+    from fgr_utils.errors import DatasetMissing
+
+    missing = [p for split in SPLITS for p in attrs.missing_images(split)]
+    if missing:
+        raise DatasetMissing(f"{name}: {len(missing)} image(s) named in the split files are not on disk (first: "
+                             f"{missing[0]}); place them as `fgr data download {name}` says, then run "
+                             f"`fgr data verify {name}`")
     offsets, paths = {}, []
     for split in ("train", "valid", "test"):
         offsets[split] = len(paths)
@@ -258,39 +263,30 @@ class Features:
         if self.cached:
             self._build(trunk, cache_dir, batch_size, progress)
 
-    def _key(self, trunk) -> str:
-        from fgr_utils.embed import files_key, module_fingerprint
-
-        frozen = [module_fingerprint(m) for m in trunk.modules() if getattr(m, "always_frozen", False)]
-        blob = json.dumps({"stem": frozen or module_fingerprint(trunk), "files": files_key(self.paths),
-                           "flips": sorted(self.flip_row), "inputs": self.inputs.describe(),
-                           "mean": self.inputs.mean, "std": self.inputs.std}, sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:20]
-
     def _build(self, trunk, cache_dir: Path | None, batch_size: int, progress: bool) -> None:
-        from tqdm.auto import tqdm
+        """Both views through :func:`fgr_utils.embed.extract` (its cache, atomic writes, torn-file rebuild),
+        the stem's maps flattened into one row per image and split back here. The cache key hashes
+        only the frozen modules, so every method's run (whatever its trainable layers) shares it."""
+        from fgr_utils.embed import extract
 
-        path = Path(cache_dir) / f"asfr-stem-{self._key(trunk)}.pt" if cache_dir else None
-        if path is not None and path.exists():
-            try:
-                self.views = torch.load(path, map_location="cpu", weights_only=True)
-                return
-            except Exception as e:  # noqa: BLE001 - an unreadable cache is rebuilt
-                print(f"fgr: rebuilding unreadable feature cache {path} ({io.one_line(e, 120)})")
         trunk = trunk.to(self.device)
-        jobs = [(list(range(len(self.paths))), False), (sorted(self.flip_row), True)]
-        for indices, flip in jobs:
-            parts: dict[str, list[torch.Tensor]] = {}
-            with torch.no_grad():
-                for s in tqdm(range(0, len(indices), batch_size), desc=f"stem features{' (mirrored)' if flip else ''}",
-                              disable=not progress, leave=False):
-                    x = torch.stack([self.image(i, flip) for i in indices[s:s + batch_size]]).to(self.device)
-                    for k, v in trunk.stem(x).items():
-                        parts.setdefault(k, []).append(v.to(torch.float16).cpu())
-            self.views.append({k: torch.cat(v) for k, v in parts.items()})
-        if path is not None:
-            with io.atomic_path(path, suffix=".pt") as tmp:
-                torch.save(self.views, tmp)
+        frozen = [m for m in trunk.modules() if getattr(m, "always_frozen", False)]
+        with torch.no_grad():
+            shapes = {k: tuple(v.shape[1:]) for k, v in trunk.stem(self.image(0)[None].to(self.device)).items()}
+
+        def encode(_, x: torch.Tensor) -> torch.Tensor:
+            return torch.cat([v.flatten(1) for v in trunk.stem(x).values()], dim=1)
+
+        for flip, paths in ((False, self.paths), (True, [self.paths[i] for i in sorted(self.flip_row)])):
+            if not paths:
+                self.views.append({})
+                continue
+            rows = torch.from_numpy(np.array(extract(
+                nn.ModuleList(frozen) if frozen else trunk, paths, _View(self.inputs, flip), encode=encode,
+                batch_size=batch_size, device=self.device, cache_dir=cache_dir, dtype="float16",
+                name="asfr-stem" + ("-mirror" if flip else ""), progress=progress)))
+            parts = torch.split(rows, [int(np.prod(s)) for s in shapes.values()], dim=1)
+            self.views.append({k: part.reshape(len(paths), *shape) for (k, shape), part in zip(shapes.items(), parts)})
 
     def image(self, i: int, flip: bool = False) -> torch.Tensor:
         return self.inputs.tensor(images.load_rgb(self.paths[i]), flip)
@@ -311,6 +307,20 @@ class Features:
         """The stem's outputs for a batch from :meth:`batch` (runs the stem when nothing is cached)."""
         batch = {k: v.to(self.device) for k, v in batch.items()}
         return batch if self.cached else trunk.stem(batch["image"])
+
+
+@dataclass(frozen=True)
+class _View:
+    """Path -> the network input of the image (``flip``: its mirror image); described for cache keys."""
+
+    inputs: AsfrInputs
+    flip: bool
+
+    def __call__(self, path: Path) -> torch.Tensor:
+        return self.inputs.tensor(images.load_rgb(path), self.flip)
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.inputs.describe(), "mean": self.inputs.mean, "std": self.inputs.std, "mirrored": self.flip}
 
 
 class Crops:

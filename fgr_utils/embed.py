@@ -32,7 +32,7 @@ def module_fingerprint(module: nn.Module) -> str:
     return h.hexdigest()
 
 
-def files_key(paths: Sequence[str | os.PathLike]) -> list:
+def _files_key(paths: Sequence[str | os.PathLike]) -> list:
     out = []
     for p in paths:
         st = os.stat(p)
@@ -41,7 +41,7 @@ def files_key(paths: Sequence[str | os.PathLike]) -> list:
 
 
 def cache_key(model: nn.Module, paths: Sequence, describe: dict, extra: dict | None) -> str:
-    blob = json.dumps({"model": module_fingerprint(model), "files": files_key(paths), "pre": describe,
+    blob = json.dumps({"model": module_fingerprint(model), "files": _files_key(paths), "pre": describe,
                        "extra": extra or {}}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 

@@ -89,20 +89,21 @@ def test_stem_features_are_cached_on_disk_with_mirror_views(tmp_path):
     inputs = asfr.AsfrInputs(32)
     trunk = _CountingTrunk()
     feats = asfr.Features(trunk, inputs, paths, flip_indices=[1, 3], cache_dir=tmp_path / "cache", progress=False)
-    assert trunk.seen == 7  # every image once, the two training images' mirrors once more
+    probe = 1  # one image through the stem for the maps' shapes
+    assert trunk.seen == probe + 7  # every image once, the two training images' mirrors once more
     x = feats.item(1)["layer3"]
     assert x.shape == (3, 4, 4) and torch.allclose(x, inputs.tensor(Image.open(paths[1]))[:, ::8, ::8], atol=1e-2)
     assert not torch.allclose(feats.item(1, flip=True)["layer3"], x)
     assert torch.equal(feats.item(2, flip=True)["layer3"], feats.item(2)["layer3"])  # no mirror kept for it
     again = asfr.Features(trunk, inputs, paths, flip_indices=[1, 3], cache_dir=tmp_path / "cache", progress=False)
-    assert trunk.seen == 7 and torch.equal(again.item(3, flip=True)["layer3"], feats.item(3, flip=True)["layer3"])
-    Image.fromarray(np.zeros((32, 40, 3), dtype=np.uint8)).save(paths[0])  # a changed file: a new cache
+    assert trunk.seen == 2 * probe + 7 and torch.equal(again.item(3, flip=True)["layer3"], feats.item(3, flip=True)["layer3"])
+    Image.fromarray(np.zeros((32, 40, 3), dtype=np.uint8)).save(paths[0])  # a changed file: its view is redone
     asfr.Features(trunk, inputs, paths, flip_indices=[1, 3], cache_dir=tmp_path / "cache", progress=False)
-    assert trunk.seen == 14
-    for p in (tmp_path / "cache").glob("asfr-stem-*.pt"):
+    assert trunk.seen == 3 * probe + 7 + 5  # the mirror view (images 1 and 3) is still valid
+    for p in (tmp_path / "cache").glob("asfr-stem*.npy"):
         p.write_bytes(b"torn")
     asfr.Features(trunk, inputs, paths, flip_indices=[1, 3], cache_dir=tmp_path / "cache", progress=False)
-    assert trunk.seen == 21  # an unreadable cache is rebuilt, not trusted
+    assert trunk.seen == 4 * probe + 12 + 7  # an unreadable cache is rebuilt, not trusted
 
 
 def test_crops_follow_the_attention_and_are_reused_while_the_box_stays(tmp_path):
@@ -214,3 +215,15 @@ def test_agman_loss_weights_train_only_when_learned(weighting, moves):
     assert (not torch.equal(before, model.loss_weights.params.detach())) == moves
     with pytest.raises(FgrError, match="loss_weighting"):
         asfr.build(asfr.ModelConfig(method="agman", n_attr=3, trunk="effnet-demo", loss_weighting="fixed"))
+
+
+def test_an_image_missing_from_a_split_stops_with_one_line(isolated_dirs):
+    from conftest import synth_in
+
+    root = synth_in(isolated_dirs / "data", "asfr-garments")
+    assert len(asfr.load_dataset("asfr-garments", "smoke").paths) == 240
+    victim = root / (root / "filenames_test.txt").read_text().splitlines()[3]
+    victim.unlink()
+    with pytest.raises(FgrError) as err:
+        asfr.load_dataset("asfr-garments", "smoke")
+    assert "1 image(s)" in str(err.value) and victim.name in str(err.value) and "\n" not in str(err.value)
