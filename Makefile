@@ -13,7 +13,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(BASE): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --disable-pip-version-check -e .
+	$(BIN)/python -m pip install --disable-pip-version-check -e '.[serve]'
 	$(BIN)/python -m ipykernel install --sys-prefix --name fgr --display-name "Python (fgr)"
 	touch $@
 

@@ -256,7 +256,8 @@ class Features:
 
     def __init__(self, trunk, inputs: AsfrInputs, paths: Sequence[Path], *, flip_indices: Sequence[int] = (),
                  cache_dir: Path | None = None, device: str = "cpu", batch_size: int = 32, progress: bool = True):
-        self.inputs, self.paths, self.device = inputs, [Path(p) for p in paths], device
+        self.inputs, self.device = inputs, device
+        self.paths = [p if isinstance(p, Image.Image) else Path(p) for p in paths]  # or uploaded images
         self.cached = bool(getattr(trunk, "frozen_stem", False))
         self.flip_row = {int(i): r for r, i in enumerate(sorted({int(i) for i in flip_indices}))}
         self.views: list[dict[str, torch.Tensor]] = []
@@ -289,7 +290,7 @@ class Features:
             self.views.append({k: part.reshape(len(paths), *shape) for (k, shape), part in zip(shapes.items(), parts)})
 
     def image(self, i: int, flip: bool = False) -> torch.Tensor:
-        return self.inputs.tensor(images.load_rgb(self.paths[i]), flip)
+        return self.inputs.tensor(images.open_rgb(self.paths[i]), flip)
 
     def item(self, i: int, flip: bool = False) -> dict[str, torch.Tensor]:
         if not self.cached:
@@ -316,8 +317,8 @@ class _View:
     inputs: AsfrInputs
     flip: bool
 
-    def __call__(self, path: Path) -> torch.Tensor:
-        return self.inputs.tensor(images.load_rgb(path), self.flip)
+    def __call__(self, path: Path | Image.Image) -> torch.Tensor:
+        return self.inputs.tensor(images.open_rgb(path), self.flip)
 
     def describe(self) -> dict[str, Any]:
         return {**self.inputs.describe(), "mean": self.inputs.mean, "std": self.inputs.std, "mirrored": self.flip}
@@ -348,7 +349,7 @@ class Crops:
     def crop(self, i: int, box: tuple[int, int, int, int]) -> torch.Tensor:
         from fgr_utils.models.asfr import to_original
 
-        img = images.load_rgb(self.features.paths[i])
+        img = images.open_rgb(self.features.paths[i])
         piece = img.crop(to_original(box, img.size, self.features.inputs.size))
         piece = images.resize(piece, self.size, "squash")
         return images.to_tensor(piece, self.features.inputs.mean, self.features.inputs.std)

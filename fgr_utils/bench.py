@@ -20,6 +20,7 @@ import torch
 
 from fgr_utils import fabric, runner
 from fgr_utils.embed import extract, extract_loop
+from fgr_utils.errors import FgrError
 from fgr_utils.paths import runs_dir
 
 
@@ -168,32 +169,96 @@ def bench_index(n: int = 1_000_000, dim: int = 256, queries: int = 1000, k: int 
     is timed on ``kdtree_queries`` queries only (it is slow in high dimension: the point of the
     control). Ends with ``best ann: <config> recall@10 <r> qps <q> (<x>x flat, <y>x kdtree)``: the
     fastest approximate configuration with recall@10 >= 0.95."""
-    from fgr_utils.index import build_index, recall_at_k
-
     base = clustered_unit_vectors(n, dim, seed=seed)
     q = clustered_unit_vectors(queries, dim, clusters=max(8, n // 1000), seed=seed, draw=1)
     say(f"index benchmark: {n:,} x {dim} clustered unit vectors, {len(q)} queries, k={k}, inner product")
-    truth = None
+    rows = _bench_configs([(base, q, None)], n, dim, k=k, kdtree_queries=kdtree_queries, say=say)
+    say(best_ann_line(rows, k))
+    return rows
+
+
+def bench_run(run_dir, k: int = 10, say=print) -> tuple[list[dict], tuple[str, ...]]:
+    """The index benchmark on a trained run's own collection and test queries (one index per group,
+    e.g. per attribute): next to speed and recall@k, the track's metric (attribute MAP, mAP, Acc@k)
+    computed from what each index returns for a full-depth search, unreturned items counting as
+    misses (``asfr_rpf_agman.md`` §6 rule 8). Returns the rows and the metric names."""
+    from fgr_utils.search import open_run
+
+    searcher = open_run(run_dir)
+    sets = searcher.bench_sets()
+    n = max(len(b.database) for b in sets)
+    dim = sets[0].database.shape[1]
+    say(f"index benchmark on {searcher.run_dir.name} ({searcher.dataset}): {len(sets)} group(s), "
+        f"{sum(len(b.queries) for b in sets)} test queries, up to {n:,} x {dim} vectors per group")
+    rows = _bench_configs([(b.database, b.queries, b.relevant) for b in sets], n, dim, k=k,
+                          kdtree_queries=None, say=say, metrics=searcher.bench_metrics)
+    say(best_ann_line(rows, k))
+    return rows, searcher.bench_metrics
+
+
+def _track_metrics(parts: list[tuple[np.ndarray, np.ndarray]], names: tuple[str, ...]) -> dict[str, float]:
+    """Track metrics from each group's (per-query AP, first-hit rank): pooled MAP ("map",
+    "map/weighted"), mean of group MAPs ("map/macro"), Acc@k ("acc@<k>")."""
+    out: dict[str, float] = {}
+    if not parts:
+        return out
+    ap = np.concatenate([a for a, _ in parts])
+    first = np.concatenate([f for _, f in parts])
+    for name in names:
+        if name in ("map", "map/weighted"):
+            out[name] = float(ap.mean())
+        elif name == "map/macro":
+            out[name] = float(np.mean([a.mean() for a, _ in parts]))
+        elif name.startswith("acc@"):
+            out[name] = float(np.mean(first <= int(name[4:])))
+    return out
+
+
+def _bench_configs(groups: list[tuple[np.ndarray, np.ndarray, list | None]], n: int, dim: int, *, k: int,
+                   kdtree_queries: int | None, say, metrics: tuple[str, ...] = ()) -> list[dict]:
+    """Time every configuration over ``groups`` of (database, queries, relevant or None), one index
+    per group: summed build time and memory, QPS over all queries, recall@k against the first
+    (exact) configuration, and with ``relevant`` the track metrics of a full-depth search.
+    A configuration the sizes do not allow (e.g. PQ codebooks on a few hundred vectors) is skipped
+    with its reason."""
+    from fgr_utils.index import build_index, recall_at_k
+    from fgr_utils.metrics import returned_list_metrics
+
     rows: list[dict] = []
-    built: dict[tuple, object] = {}
+    truth: list[np.ndarray] = []
+    built: dict[tuple, list] = {}
     for label, kind, build_params, search_params in index_configs(n, dim):
         key = (kind, tuple(sorted(build_params.items())))
         build_s = 0.0
-        if key not in built:
-            build_s, built[key] = _timed(lambda: build_index(base, kind, "ip", **build_params))
-        index = built[key]
-        if search_params:
-            index.set_params(**search_params)
-        sub = q[:kdtree_queries] if kind == "kdtree" else q
-        seconds, (_, ids) = _timed(lambda: index.search(sub, k))
-        if truth is None:
-            truth = ids
-        row = {"config": label, "kind": kind, "build_s": build_s, "memory_mb": index.memory_bytes() / 2**20,
-               "qps": len(sub) / seconds, "recall": recall_at_k(ids, truth[:len(sub)], k)}
+        try:
+            if key not in built:
+                pairs = [_timed(lambda db=db: build_index(db, kind, "ip", **build_params)) for db, _, _ in groups]
+                build_s, built[key] = sum(t for t, _ in pairs), [ix for _, ix in pairs]
+            indexes = built[key]
+            for index in indexes:
+                if search_params:
+                    index.set_params(**search_params)
+        except FgrError as e:
+            say(f"{label:<44} skipped: {e}")
+            continue
+        seconds, found, parts, count = 0.0, [], [], 0
+        for index, (db, q, relevant) in zip(indexes, groups):
+            sub = q[:kdtree_queries] if kind == "kdtree" and kdtree_queries else q
+            t, (_, ids) = _timed(lambda: index.search(sub, min(k, len(db))))
+            seconds, count = seconds + t, count + len(sub)
+            found.append(ids)
+            if relevant is not None:
+                parts.append(returned_list_metrics(index.search(q, len(db))[1], relevant))
+        if not truth:
+            truth = found
+        recall = sum(recall_at_k(ids, t[:len(ids)], ids.shape[1]) * len(ids) for ids, t in zip(found, truth)) / count
+        row = {"config": label, "kind": kind, "build_s": build_s,
+               "memory_mb": sum(ix.memory_bytes() for ix in indexes) / 2**20, "qps": count / seconds,
+               "recall": recall, **_track_metrics(parts, metrics)}
         rows.append(row)
+        extra = "".join(f"  {m} {row[m]:.4f}" for m in metrics if m in row)
         say(f"{label:<44} build {build_s:7.1f} s  memory {row['memory_mb']:8.1f} MiB  "
-            f"qps {row['qps']:10.1f}  recall@{k} {row['recall']:.3f}")
-    say(best_ann_line(rows, k))
+            f"qps {row['qps']:10.1f}  recall@{k} {row['recall']:.3f}{extra}")
     return rows
 
 
@@ -205,9 +270,65 @@ def best_ann(rows: list[dict], min_recall: float = 0.95) -> tuple[dict | None, d
     return (max(ann, key=lambda r: r["qps"]) if ann else None), flat, kd
 
 
+def per_kind(rows: list[dict], min_recall: float = 0.95) -> dict[str, dict]:
+    """One row per index kind, the one to deploy: the fastest reaching ``min_recall``, else the most exact."""
+    out: dict[str, dict] = {}
+    for kind in dict.fromkeys(r["kind"] for r in rows):
+        mine = [r for r in rows if r["kind"] == kind]
+        good = [r for r in mine if r["recall"] >= min_recall]
+        out[kind] = max(good, key=lambda r: r["qps"]) if good else max(mine, key=lambda r: (r["recall"], r["qps"]))
+    return out
+
+
 def best_ann_line(rows: list[dict], k: int = 10) -> str:
     best, flat, kd = best_ann(rows)
     if best is None:
         return f"best ann: none reaches recall@{k} 0.95"
     return (f"best ann: {best['config']} recall@{k} {best['recall']:.3f} qps {best['qps']:.0f} "
             f"({best['qps'] / flat['qps']:.1f}x flat, {best['qps'] / kd['qps']:.1f}x kdtree)")
+
+
+def bench_serve(run_dir, requests: int = 500, concurrency: int = 8, k: int = 10, say=print) -> dict:
+    """A bounded load on the retrieval service over loopback: the run served by uvicorn on a free
+    port of 127.0.0.1, ``requests`` POST /search from ``concurrency`` client threads, each sending
+    one of the collection's images (attribute-specific runs: one attribute, every fourth request
+    two). Ends with ``serve p50 <ms> p95 <ms> errors <n>`` (client-side latency)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    from fgr_utils.search import open_run
+    from fgr_utils.serve import create_app, running
+
+    searcher = open_run(run_dir)
+    bodies = [(searcher.root / p).read_bytes() for p in searcher.collection.paths[:32]]
+    groups = searcher.groups
+
+    def form(i: int) -> dict:
+        if not searcher.attribute_specific:
+            return {"k": str(k)}
+        names = [groups[i % len(groups)]] + ([groups[(i + 1) % len(groups)]] if i % 4 == 3 and len(groups) > 1 else [])
+        return {"k": str(k), "attributes": ",".join(names)}
+
+    with running(create_app(searcher)) as url, httpx.Client(base_url=url, timeout=60) as client:
+        client.post("/search", files={"image": ("q", bodies[0])}, data=form(0))  # warm-up, not counted
+
+        def one(i: int) -> tuple[float, bool]:
+            t = time.perf_counter()
+            try:
+                ok = client.post("/search", files={"image": ("q", bodies[i % len(bodies)])}, data=form(i)).status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            return (time.perf_counter() - t) * 1e3, ok
+
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(concurrency) as pool:
+            results = list(pool.map(one, range(requests)))
+        wall = time.perf_counter() - t0
+    ms = np.array([r[0] for r in results])
+    out = {"requests": requests, "concurrency": concurrency, "p50_ms": float(np.percentile(ms, 50)),
+           "p95_ms": float(np.percentile(ms, 95)), "errors": sum(not r[1] for r in results),
+           "throughput_rps": requests / wall}
+    say(f"{searcher.run_dir.name}: {requests} requests, {concurrency} concurrent, {out['throughput_rps']:.1f} req/s")
+    say(f"serve p50 {out['p50_ms']:.1f} p95 {out['p95_ms']:.1f} errors {out['errors']}")
+    return out

@@ -5,6 +5,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 from fgr_utils.errors import FgrError
 
@@ -38,7 +39,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_overrides(items: list[str]) -> dict[str, str]:
+def parse_overrides(items: list[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in items:
         if "=" not in item:
@@ -52,7 +53,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from fgr_utils import runner
 
     nb = runner.find_notebook(args.notebook)
-    runs = runner.plan_runs(nb, args.profile, _parse_overrides(args.param or []), args.variant, args.name)
+    runs = runner.plan_runs(nb, args.profile, parse_overrides(args.param or []), args.variant, args.name)
     runner.assign_fingerprints(runs)
     for run in runs:
         print(f"{run.name}: running {nb.stem} ({run.profile} profile) -> {run.output}")
@@ -143,8 +144,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from fgr_utils import bench, runner
 
     if args.what == "index":
-        bench.bench_index(args.n, args.dim, queries=args.queries or 1000)
+        if args.run:
+            bench.bench_run(_run_dir(args.run, args.profile))
+        else:
+            bench.bench_index(args.n, args.dim, queries=args.queries or 1000)
         return 0
+    if args.what == "serve":
+        if not args.run:
+            raise FgrError("fgr bench serve needs --run RUN_DIR (a finished 10/11/20/30 run)")
+        res = bench.bench_serve(_run_dir(args.run, args.profile), requests=args.requests,
+                                concurrency=args.concurrency)
+        return 0 if res["errors"] == 0 else 1
     runner.check_profile(args.profile)
     if args.what == "rerank":
         bench.bench_rerank(args.profile, queries=args.queries or 10)
@@ -153,20 +163,46 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="fgr", description="Fine-grained image retrieval reproducibility kit.")
-    sub = p.add_subparsers(dest="cmd", required=True)
+def _run_dir(given: str, profile: str) -> Path:
+    """A run folder given as a path, or as a run name of ``profile`` (e.g. 30_asfr_train-asen_v2)."""
+    from fgr_utils.results import find_run
 
-    sub.add_parser("list", help="notebooks, profiles and datasets").set_defaults(func=cmd_list)
+    path = Path(given)
+    return path if path.is_dir() else find_run(given, profile)
 
-    r = sub.add_parser("run", help="execute one notebook through papermill")
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from fgr_utils import serve
+        import fastapi, uvicorn  # noqa: F401,E401 - the [serve] extra
+    except ImportError as e:
+        raise FgrError(f"fgr serve needs the [serve] extra ({e.name} is missing): pip install -e '.[serve]'") from None
+    if args.max_upload_mb <= 0:
+        raise FgrError(f"--max-upload-mb must be positive, got {args.max_upload_mb}")
+    serve.serve(_run_dir(args.run_dir, args.profile), host=args.host, port=args.port, index_kind=args.index,
+                max_upload_bytes=int(args.max_upload_mb * 2**20), max_attributes=args.max_attributes,
+                device=args.device)
+    return 0
+
+
+def add_run_arguments(r: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``fgr run``'s arguments (shared with ``torchrun -m fgr_utils.train``)."""
     r.add_argument("notebook", help="notebook name, e.g. 00_datasets")
     r.add_argument("--profile", default="demo", help="parameter profile (default: demo)")
     r.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="override a parameter")
     r.add_argument("--variant", help="run only this variant of the profile's runs")
     r.add_argument("--name", help="run folder name (default: the notebook, variant and overrides)")
     r.add_argument("--no-progress", action="store_true", help="no per-cell progress bar")
-    r.set_defaults(func=cmd_run)
+    return r
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fgr", description="Fine-grained image retrieval reproducibility kit.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    sub.add_parser("list", help="notebooks, profiles and datasets").set_defaults(func=cmd_list)
+
+    add_run_arguments(sub.add_parser("run", help="execute one notebook through papermill")).set_defaults(func=cmd_run)
 
     rp = sub.add_parser("reproduce", help="run every notebook of a profile in dependency order, then the report")
     rp.add_argument("--profile", default="demo")
@@ -200,8 +236,22 @@ def build_parser() -> argparse.ArgumentParser:
     ds.add_argument("--force", action="store_true", help="generate again even if present")
     d.set_defaults(func=cmd_data)
 
+    sv = sub.add_parser("serve", help="answer retrieval queries over HTTP for a trained run")
+    sv.add_argument("run_dir", help="a finished run folder, or a run name of --profile (e.g. 30_asfr_train-asen_v2)")
+    sv.add_argument("--host", default="127.0.0.1")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--profile", default="demo", help="where a run name is looked up (default: demo)")
+    sv.add_argument("--index", default="flat", help="index kind per collection (default: flat, exact inner product)")
+    sv.add_argument("--max-upload-mb", type=float, default=10.0, help="largest accepted upload (default: 10)")
+    sv.add_argument("--max-attributes", type=int, default=None, help="most attributes per query (default: all)")
+    sv.add_argument("--device", default="cpu")
+    sv.set_defaults(func=cmd_serve)
+
     b = sub.add_parser("bench", help="speed measurements (print their figures)")
-    b.add_argument("what", choices=["rerank", "extract", "index"])
+    b.add_argument("what", choices=["rerank", "extract", "index", "serve"])
+    b.add_argument("--run", help="index/serve: a trained run (folder or run name of --profile) to measure")
+    b.add_argument("--requests", type=int, default=500, help="serve: requests sent")
+    b.add_argument("--concurrency", type=int, default=8, help="serve: concurrent clients")
     b.add_argument("--profile", default="demo")
     b.add_argument("--queries", type=int, default=None, help="queries timed (rerank: 10, index: 1000)")
     b.add_argument("--n", type=int, default=1_000_000, help="index: vectors in the collection")

@@ -381,6 +381,18 @@ class Stage1:
     fabric_ids: list[str]
 
 
+def save_stage1(run, fs: FabricSet, positions: np.ndarray, scores: np.ndarray) -> None:
+    """Keep stage 1's full test ranking for stage 2 (``stage1_ranking.npz``; atomically, rank 0 only)."""
+    from fgr_utils import io
+
+    if run.rank != 0:
+        return
+    with io.atomic_path(run.path("stage1_ranking.npz"), suffix=".npz") as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, positions=positions, scores=scores, query_ids=np.array(fs.query_ids("test")),
+                     fabric_ids=np.array(fs.fabric_ids("test")))
+
+
 def load_stage1(run_dir: Path) -> Stage1:
     record = read_record(run_dir)
     with np.load(Path(run_dir) / "stage1_ranking.npz") as z:

@@ -16,6 +16,8 @@ Families (see ``shared/reference``):
   with an explicit tie rule.
 * **Attribute-specific fashion retrieval** (``asfr_rpf_agman.md`` §1.2, §1.6):
   :func:`attribute_map`, :func:`combine_attribute_maps`, :func:`triplet_accuracy`.
+* **Search indexes** (``asfr_rpf_agman.md`` §6 rule 8): :func:`returned_list_metrics` -- AP and
+  hit ranks of what an (approximate) index returned, unreturned items counting as misses.
 """
 from __future__ import annotations
 
@@ -45,6 +47,7 @@ __all__ = [
     "attribute_map",
     "combine_attribute_maps",
     "triplet_accuracy",
+    "returned_list_metrics",
 ]
 
 Protocol = Literal["easy", "medium", "hard", "old"]
@@ -655,3 +658,35 @@ def triplet_accuracy(sim_close: ArrayLike, sim_far: ArrayLike,
         "per_condition": {int(v): float(h / m) for v, h, m in zip(values, hits, n)},
         "counts": {int(v): int(m) for v, m in zip(values, n)},
     }
+
+
+# --------------------------------------------------------------------------------------------
+# Metrics of what an index returned (approximate search)
+# --------------------------------------------------------------------------------------------
+
+
+def returned_list_metrics(found: ArrayLike, relevant: Sequence[ArrayLike]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-query AP and rank of the first relevant item, from the id lists an index returned.
+
+    ``found`` is (n_queries, k) database positions, best first, ``-1`` where the index returned
+    nothing (FAISS pads that way); ``relevant[q]`` the positions relevant to query q. AP divides by
+    **all** relevant items, so those never returned count as misses (``asfr_rpf_agman.md`` §6 rule
+    8): with k equal to the database size and an exact index it is the full-ranking AP. Returns
+    ``(ap, first_hit)``, ``first_hit`` 1-based and ``k + 1`` when no relevant item was returned
+    (Acc@k = ``mean(first_hit <= k)``).
+    """
+    ids = np.asarray(found)
+    if ids.ndim != 2 or ids.dtype.kind not in "iu":
+        raise FgrError(f"found must be a 2-D integer array of positions, got shape {ids.shape} ({ids.dtype})")
+    if len(relevant) != ids.shape[0]:
+        raise FgrError(f"got {ids.shape[0]} returned lists but {len(relevant)} relevant sets")
+    k = ids.shape[1]
+    ap = np.zeros(ids.shape[0])
+    first = np.full(ids.shape[0], k + 1, dtype=np.int64)
+    for q, (row, rel) in enumerate(zip(ids, relevant)):
+        rel = np.unique(np.asarray(rel, dtype=np.int64))
+        hits = np.isin(row, rel) & (row >= 0)
+        if hits.any():
+            first[q] = int(np.argmax(hits)) + 1
+            ap[q] = _sum_precision_at_hits(hits) / rel.size
+    return ap, first

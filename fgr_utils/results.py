@@ -104,6 +104,8 @@ class Run:
     started: float = field(default_factory=time.time)
     _t0: float = field(default_factory=time.perf_counter)
     finished: bool = False
+    rank: int = 0  # under torchrun: this process's rank; only rank 0 writes metrics.json and figures
+    world_size: int = 1
 
     @property
     def fingerprint(self) -> str:
@@ -164,10 +166,11 @@ class Run:
         self.skipped_images.extend({"path": str(p), "reason": r} for p, r in skipped)
 
     def save_figure(self, fig, name: str, *, dpi: int = 110) -> Path:
-        """Save ``fig`` as ``figures/<name>.png`` in the run folder (atomically)."""
+        """Save ``fig`` as ``figures/<name>.png`` in the run folder (atomically; rank 0 only)."""
         dest = self.figures_dir / f"{name}.png"
-        with io.atomic_path(dest, suffix=".png") as tmp:
-            fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
+        if self.rank == 0:
+            with io.atomic_path(dest, suffix=".png") as tmp:
+                fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
         rel = str(dest.relative_to(self.dir))
         if rel not in self.figures:
             self.figures.append(rel)
@@ -192,11 +195,16 @@ class Run:
             "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self.started)),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "seconds": round(time.perf_counter() - self._t0, 3),
+            **({"processes": self.world_size} if self.world_size > 1 else {}),
         }
 
     def finish(self) -> dict[str, Any]:
-        """Write ``metrics.json``; returns what was written."""
+        """Write ``metrics.json``; returns what was written (another rank than 0 writes nothing)."""
         rec = self.record()
+        if self.rank != 0:
+            self.finished = True
+            print(f"run {self.name}: rank {self.rank} of {self.world_size}; rank 0 writes metrics.json")
+            return rec
         io.write_json(self.dir / "metrics.json", rec)
         self.finished = True
         print(f"run {self.name}: {len(self.metrics)} metrics, {len(self.figures)} figures -> {self.dir}")
@@ -215,6 +223,10 @@ def start_run(notebook: str, namespace: dict[str, Any] | None = None, *, seed_ke
 
     Under ``fgr run`` / ``fgr reproduce`` the run folder comes from the runner; in JupyterLab it is
     ``runs/interactive/<notebook>/``. Seeds every RNG from the ``seed`` parameter.
+
+    Under torchrun (``python -m fgr_utils.train``) every process joins the process group here; on CUDA
+    each takes its own GPU (``cuda:LOCAL_RANK``). All share the run folder (checkpoints are resumed
+    from it), but only rank 0 writes ``metrics.json`` and figures.
     """
     namespace = namespace or {}
     names = declared_parameters(notebook)
@@ -230,7 +242,13 @@ def start_run(notebook: str, namespace: dict[str, Any] | None = None, *, seed_ke
     seed = int(params.get(seed_key, 0))
     seed_everything(seed)
     device = resolve_device(str(params.get(device_key, "cpu")))
-    return Run(notebook=notebook, name=name, profile=profile, dir=run_dir, params=params, seed=seed, device=device)
+    from fgr_utils.train import distributed, init_distributed
+
+    rank, world = distributed()
+    if world > 1:
+        device = init_distributed(device)
+    return Run(notebook=notebook, name=name, profile=profile, dir=run_dir, params=params, seed=seed, device=device,
+               rank=rank, world_size=world)
 
 
 def current_profile() -> str:

@@ -463,8 +463,14 @@ def _env(values: dict[str, str]) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def execute(run: RunSpec, *, progress: bool = True) -> float:
-    """Execute one run; return its wall time. Raises NotebookFailed naming the failing cell."""
+def execute(run: RunSpec, *, progress: bool = True, rank: int = 0) -> float:
+    """Execute one run; return its wall time. Raises NotebookFailed naming the failing cell.
+
+    ``rank``: this process's rank in a multi-process run (``fgr_utils.train.main``). Rank 0 owns the
+    run folder (run.json, metrics.json, the executed notebook); another rank executes into
+    ``<run>/rank<N>/<notebook>.ipynb``, in that folder (its kernel's IPC sockets and any relative path
+    stay apart from rank 0's), and writes nothing else.
+    """
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
@@ -473,30 +479,35 @@ def execute(run: RunSpec, *, progress: bool = True) -> float:
         pm_log = logging.getLogger(name)
         if not any(isinstance(f, _KnownParameters) for f in pm_log.filters):
             pm_log.addFilter(_KnownParameters())
-    run.dir.mkdir(parents=True, exist_ok=True)
-    (run.dir / "metrics.json").unlink(missing_ok=True)
+    output = run.output if rank == 0 else run.dir / f"rank{rank}" / run.output.name
+    output.parent.mkdir(parents=True, exist_ok=True)
     manifest = {"notebook": run.notebook.stem, "run": run.name, "profile": run.profile, "params": run.params,
                 "fingerprint": run.fingerprint, "status": "running", "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    io.write_json(run.dir / "run.json", manifest)
+    if rank == 0:
+        (run.dir / "metrics.json").unlink(missing_ok=True)
+        io.write_json(run.dir / "run.json", manifest)
     env = {"FGR_RUN_DIR": str(run.dir), "FGR_PROFILE": run.profile, "FGR_RUN_NAME": run.name,
            "FGR_NOTEBOOK": run.notebook.stem, "FGR_FINGERPRINT": run.fingerprint, "MPLBACKEND": "Agg",
            "PYTHONHASHSEED": "0"}
     t0 = time.perf_counter()
     try:
         with _env(env):
-            pm.execute_notebook(str(run.notebook.path), str(run.output), parameters=run.params,
-                                kernel_name=kernel, cwd=str(run.dir), progress_bar=progress,
+            pm.execute_notebook(str(run.notebook.path), str(output), parameters=run.params,
+                                kernel_name=kernel, cwd=str(output.parent), progress_bar=progress,
                                 request_save_on_cell_execute=True,
                                 kernel_manager_class=_kernel_manager_class())
     except PapermillExecutionError as e:
         seconds = time.perf_counter() - t0
-        io.write_json(run.dir / "run.json", {**manifest, "status": "failed", "seconds": round(seconds, 3),
-                                              "error": f"{e.ename}: {e.evalue}"})
+        if rank == 0:
+            io.write_json(run.dir / "run.json", {**manifest, "status": "failed", "seconds": round(seconds, 3),
+                                                  "error": f"{e.ename}: {e.evalue}"})
         first = _cell_source({"source": e.source}).strip().splitlines()
         where = f"cell {e.cell_index} (In [{e.exec_count}]: {first[0][:60] if first else ''})"
         raise NotebookFailed(f"notebook {run.notebook.stem} failed in {where}: {e.ename}: {e.evalue} "
-                             f"[executed copy: {run.output}]") from None
+                             f"[executed copy: {output}]") from None
     seconds = time.perf_counter() - t0
+    if rank != 0:
+        return seconds
     if not (run.dir / "metrics.json").exists():
         io.write_json(run.dir / "run.json", {**manifest, "status": "failed", "seconds": round(seconds, 3),
                                               "error": "the notebook did not write metrics.json"})

@@ -96,14 +96,19 @@ class ImageStore:
         self.size = size
         self._images: dict[str, Image.Image] = {}
 
-    def __call__(self, path: str | Path) -> Image.Image:
+    def __call__(self, path: str | Path | Image.Image) -> Image.Image:
+        """The image of ``path`` (kept), or an already decoded image (an upload: not kept), shrunk alike."""
+        if isinstance(path, Image.Image):
+            return self._shrink(path)
         key = str(path)
         img = self._images.get(key)
         if img is None:
-            img = images.load_rgb(path)
-            if max(img.size) > self.size:
-                img = img.resize((self.size, self.size), Image.Resampling.LANCZOS)
-            self._images[key] = img
+            img = self._images[key] = self._shrink(images.load_rgb(path))
+        return img
+
+    def _shrink(self, img: Image.Image) -> Image.Image:
+        if max(img.size) > self.size:
+            img = img.resize((self.size, self.size), Image.Resampling.LANCZOS)
         return img
 
 

@@ -27,6 +27,7 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from io import BytesIO
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -40,7 +41,7 @@ from fgr_utils.errors import FgrError
 __all__ = [
     "CorruptImage", "ScanResult", "ImageListDataset", "IMAGENET_MEAN", "IMAGENET_STD",
     "BACKGROUNDS", "RESIZE_MODES", "RESAMPLE_DOWN", "RESAMPLE_UP", "SCAN_CACHE",
-    "IMAGE_SUFFIXES", "image_files", "load_rgb", "scan_images", "resize", "resample_filter", "to_tensor", "strict_decoding",
+    "IMAGE_SUFFIXES", "image_files", "load_rgb", "decode_rgb", "open_rgb", "scan_images", "resize", "resample_filter", "to_tensor", "strict_decoding",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -218,6 +219,35 @@ def load_rgb(path: str | os.PathLike, *, rgba_background: str = "white") -> Imag
                 return _as_rgb(im, background)
     except Exception as exc:
         raise CorruptImage(path, _decode_error(exc)) from None
+
+
+class BadUpload(FgrError):
+    """Bytes sent by a client that are not a decodable image; the message gives the reason only."""
+
+
+def decode_rgb(data: bytes, *, rgba_background: str = "white") -> Image.Image:
+    """Decode image bytes held in memory (an upload) completely, as :func:`load_rgb` decodes a file.
+
+    Empty, truncated and non-image data raise :class:`BadUpload` with the reason; nothing touches the
+    file system.
+    """
+    background = _check_background(rgba_background)
+    if not data:
+        raise BadUpload("empty upload (0 bytes): send the image file's bytes")
+    try:
+        with strict_decoding():
+            with Image.open(BytesIO(data)) as im:
+                im.load()
+                return _as_rgb(im, background)
+    except Exception as exc:
+        raise BadUpload(f"cannot read the uploaded image: {_decode_error(exc)}") from None
+
+
+def open_rgb(source: Image.Image | str | os.PathLike, *, rgba_background: str = "white") -> Image.Image:
+    """``source`` itself when it is an already decoded image (an upload), else :func:`load_rgb` of the path."""
+    if isinstance(source, Image.Image):
+        return source
+    return load_rgb(source, rgba_background=rgba_background)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -45,14 +45,15 @@ class Preprocess:
         background = "black" if self.rgba_background == "black" else "white"
         return images.resize(img, self.size, self.resize, background=background)
 
-    def load(self, path: str | Path) -> Image.Image:
-        return self.prepare(images.load_rgb(path, rgba_background=self.rgba_background))
+    def load(self, path: str | Path | Image.Image) -> Image.Image:
+        """The file at ``path`` (or an image already decoded, e.g. an upload) at the network's size."""
+        return self.prepare(images.open_rgb(path, rgba_background=self.rgba_background))
 
     def tensor(self, img: Image.Image) -> torch.Tensor:
         """An already loaded RGB image -> normalised network input."""
         return images.to_tensor(self.prepare(img), self.mean, self.std)
 
-    def __call__(self, path: str | Path) -> torch.Tensor:
+    def __call__(self, path: str | Path | Image.Image) -> torch.Tensor:
         return images.to_tensor(self.load(path), self.mean, self.std)
 
 
