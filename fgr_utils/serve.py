@@ -38,6 +38,7 @@ def create_app(searcher, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD, max_attr
     from fastapi import FastAPI, File, Form, Request, UploadFile
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
+    from starlette.concurrency import run_in_threadpool
 
     app = FastAPI(title="fgr retrieval service", version="1")
     lock = threading.Lock()  # one model, one query at a time: torch already uses every core per query
@@ -84,15 +85,19 @@ def create_app(searcher, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD, max_attr
             return error(400, f"k must lie between 1 and {max_k}, got {k}")
         names = [part for field in attributes for part in field.split(",")]
         times = {"read": (time.perf_counter() - t0) * 1e3}
-        try:
-            groups = searcher.check_groups(names, limit_attrs)
-            if rerank and not searcher.can_rerank:
-                raise FgrError("this run cannot re-rank (serve an 11_fabric_rerank run): leave 'rerank' out")
+
+        def answer():  # decoding and the model run in a worker thread: the event loop stays free (/health)
             t = time.perf_counter()
             img = searcher.decode(data)
             times["decode"] = (time.perf_counter() - t) * 1e3
             with lock:
-                pos, scores, stage = searcher.search(img, groups, k, rerank=rerank)
+                return searcher.search(img, groups, k, rerank=rerank)
+
+        try:
+            groups = searcher.check_groups(names, limit_attrs)
+            if rerank and not searcher.can_rerank:
+                raise FgrError("this run cannot re-rank (serve an 11_fabric_rerank run): leave 'rerank' out")
+            pos, scores, stage = await run_in_threadpool(answer)
         except FgrError as e:
             return error(400, str(e))
         times.update(stage)
