@@ -466,6 +466,7 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, *, epochs: int,
             say(f"resuming from epoch {state['epoch']} ({ckpt_dir / 'last.pt'})")
         elif state is not None:
             say(f"checkpoint {ckpt_dir / 'last.pt'} belongs to other parameters: training from scratch")
+    trained, buffers = [], []  # what processes combine and share (nothing in one process)
     if parallel:
         _check_same_resume(result.resumed_from, ckpt_dir)
         _broadcast_tensors(_state_tensors(model, optimizer))
@@ -476,41 +477,32 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, *, epochs: int,
         e0 = time.perf_counter()
         model.train()
         losses = []
-        if parallel:
-            batches = make_batches(epoch)
-            total = len(batches) if hasattr(batches, "__len__") else None
-            bar = tqdm(_local_batches(batches, rank, world), total=total, desc=f"epoch {epoch}/{epochs}",
-                       disable=not progress or not lead, leave=False)
-            for n_global, n_local, batch in bar:
-                optimizer.zero_grad(set_to_none=True)
-                if buffers:
-                    _broadcast_tensors(buffers)
-                local_loss = 0.0
-                if n_local:
-                    loss = train_step(batch)
-                    loss.backward()
-                    local_loss = float(loss.detach())
-                losses.append(_combine_gradients(trained, n_local / n_global if n_global else 0.0, local_loss))
-                if grad_clip:
-                    nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-                optimizer.step()
-                bar.set_postfix(loss=f"{losses[-1]:.4f}")
-        else:
-            bar = tqdm(make_batches(epoch), desc=f"epoch {epoch}/{epochs}", disable=not progress, leave=False)
-            for batch in bar:
-                optimizer.zero_grad(set_to_none=True)
+        batches = make_batches(epoch)
+        # (global items, local items, local batch); one process: every batch whole (item counts unused)
+        steps = _local_batches(batches, rank, world) if parallel else ((1, 1, b) for b in batches)
+        bar = tqdm(steps, total=len(batches) if hasattr(batches, "__len__") else None,
+                   desc=f"epoch {epoch}/{epochs}", disable=not progress or not lead, leave=False)
+        for n_global, n_local, batch in bar:
+            optimizer.zero_grad(set_to_none=True)
+            if buffers:
+                _broadcast_tensors(buffers)
+            value = 0.0
+            if n_local:
                 loss = train_step(batch)
                 loss.backward()
-                if grad_clip:
-                    nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-                optimizer.step()
-                losses.append(float(loss.detach()))
-                bar.set_postfix(loss=f"{losses[-1]:.4f}")
+                value = float(loss.detach())
+            if parallel:
+                value = _combine_gradients(trained, n_local / n_global if n_global else 0.0, value)
+            if grad_clip:
+                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            optimizer.step()
+            losses.append(value)
+            bar.set_postfix(loss=f"{losses[-1]:.4f}")
         if scheduler is not None:
             scheduler.step()
         row: dict[str, Any] = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else float("nan"),
                                "lr": optimizer.param_groups[0]["lr"]}
-        if parallel and buffers:
+        if buffers:
             _broadcast_tensors(buffers)  # every process ends the epoch with rank 0's statistics
         if evaluate is not None and lead:
             model.eval()
