@@ -87,7 +87,7 @@ def extract(model: nn.Module, paths: Sequence[Any], preprocess: Callable, *,
             arr = np.load(cache, mmap_mode="r")
             if arr.shape[0] == len(paths):
                 return arr
-        except (ValueError, OSError):
+        except (ValueError, OSError, EOFError):  # EOFError: a zero-byte file
             pass
         print(f"fgr: cache {cache.name} is unreadable or incomplete; rebuilding it")
     with io.atomic_path(cache, suffix=".npy") as tmp:

@@ -153,7 +153,8 @@ def check_value(param: Param, value: Any, source: str) -> Any:
     ok, out = _type_ok(param.type, value)
     if not ok:
         raise FgrError(f"parameter {param.name!r} must be {param.type_text}, got {value!r} "
-                       f"({type(value).__name__}) from {source}")
+                       f"({type(value).__name__}) from {source}; give one like its default, "
+                       f"{param.name}={param.default!r} ({param.comment})")
     return out
 
 

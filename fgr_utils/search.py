@@ -23,6 +23,7 @@ from __future__ import annotations
 import abc
 import json
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -81,7 +82,7 @@ class Collection:
             with np.load(path) as z:
                 meta = json.loads(str(z["meta"]))
                 vectors = {g: np.ascontiguousarray(z[f"g{i}"], dtype=np.float32) for i, g in enumerate(meta["groups"])}
-        except (OSError, ValueError, KeyError) as e:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:  # torn, cut short, empty
             print(f"fgr: rebuilding the collection: {path.name} is unreadable ({io.one_line(e, 100)})")
             return None
         return cls(meta["ids"], meta["paths"], vectors, meta["model_hash"], meta.get("settings", {}))

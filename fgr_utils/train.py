@@ -6,8 +6,8 @@ draw them from an RNG seeded by the epoch so a resumed run sees the same data) a
 the loop, the progress bar, the schedule, and the checkpoints:
 
 * ``last.pt`` after every epoch (model, optimiser, scheduler, history, RNG states), written to a
-  temporary name and renamed, so a killed run resumes from its last finished epoch and never reads a
-  torn file;
+  temporary name, flushed to disk and renamed, so a killed run resumes from its last finished epoch and
+  never reads a torn file (a failed write leaves the previous checkpoint as it was);
 * ``best.pt`` whenever the ``select`` metric improves (best-epoch and last-epoch numbers are both
   kept in the history, so a notebook can report both).
 
@@ -99,7 +99,10 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     with io.atomic_path(path, suffix=".pt") as tmp:
-        torch.save(payload, tmp)
+        with open(tmp, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())  # on disk before the rename: a crash never leaves an empty last.pt
 
 
 def load_checkpoint(path: Path) -> dict[str, Any] | None:
