@@ -1,4 +1,4 @@
-"""The ``fgr`` command: list, run, reproduce, results, data, bench."""
+"""The ``fgr`` command: list, run, reproduce, results, report, data, serve, bench."""
 from __future__ import annotations
 
 import argparse
@@ -63,13 +63,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from fgr_utils import results, runner
+    from fgr_utils import report, runner
 
     t0 = time.perf_counter()
     summary = runner.reproduce(args.profile, args.track, args.force, progress=not args.no_progress)
-    report = results.write_report(args.profile, time.perf_counter() - t0)
+    report.write_reproduction_record(args.profile, summary, time.perf_counter() - t0, args.track)
+    md, page = report.write_report(args.profile)
     print(f"reproduce: {len(summary.executed)} run(s) executed, {len(summary.skipped)} up to date, "
-          f"{summary.seconds:.1f} s; report: {report}")
+          f"{time.perf_counter() - t0:.1f} s; report: {md} and {page.name}")
     return 0
 
 
@@ -92,6 +93,15 @@ def cmd_results(args: argparse.Namespace) -> int:
             i = info.get(name, {})
             print(f"  {name:<40} {results.format_value(value, i.get('unit', 'value')):>12}  "
                   f"[{i.get('protocol', '?')}; {i.get('dataset', '')} {i.get('split', '')}]".rstrip())
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from fgr_utils import report, runner
+
+    runner.check_profile(args.profile)
+    md, page = report.write_report(args.profile)
+    print(f"report: {md} and {page.name}")
     return 0
 
 
@@ -215,6 +225,10 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--profile", default="demo")
     rs.add_argument("--json", action="store_true", help="machine-readable list of runs")
     rs.set_defaults(func=cmd_results)
+
+    rr = sub.add_parser("report", help="write runs/<profile>/REPORT.md and REPORT.html from the finished runs")
+    rr.add_argument("--profile", default="demo")
+    rr.set_defaults(func=cmd_report)
 
     d = sub.add_parser("data", help="list, download, verify or synthesise datasets")
     dsub = d.add_subparsers(dest="data_cmd", required=True)

@@ -1,4 +1,4 @@
-"""What a run records (``metrics.json``), how runs are collected, and the profile report.
+"""What a run records (``metrics.json``) and how runs are collected (the report: ``fgr_utils.report``).
 
 A notebook opens its record in its second cell and closes it in its last::
 
@@ -305,75 +305,3 @@ def format_value(value: float, unit: str) -> str:
     if unit == "ratio":
         return f"{value:.1f}x"
     return f"{value:.4g}"
-
-
-def _notebook_tracks() -> dict[str, tuple[str, str]]:
-    from fgr_utils.runner import list_notebooks
-
-    return {nb.stem: (nb.track, nb.purpose) for nb in list_notebooks()} if notebooks_dir().is_dir() else {}
-
-
-def render_report(profile: str, wall_seconds: float | None = None) -> str:
-    from fgr_utils.runner import TRACK_ORDER
-
-    records = load_records(profile)
-    tracks = _notebook_tracks()
-    lines = [f"# fgr report: profile `{profile}`", ""]
-    if records:
-        commits = sorted({str(r.get("git_commit")) for r in records})
-        lines.append(f"{len(records)} runs; git commit {', '.join(c[:12] for c in commits)}; "
-                     f"written {time.strftime('%Y-%m-%d %H:%M')}.")
-        total = sum(r.get("seconds") or 0 for r in records)
-        lines.append(f"Sum of the runs' wall times: {total:.1f} s" +
-                     (f"; this reproduction took {wall_seconds:.1f} s." if wall_seconds is not None else "."))
-        lines.append("")
-        lines.append("Fractions are shown as percentages. Each table holds numbers of one protocol only.")
-    else:
-        lines.append("No finished runs yet: run `fgr reproduce --profile " + profile + "`.")
-    by_track: dict[str, list[dict]] = {}
-    for r in records:
-        by_track.setdefault(tracks.get(r["notebook"], ("other", ""))[0], []).append(r)
-    order = [t for t in TRACK_ORDER if t in by_track] + sorted(t for t in by_track if t not in TRACK_ORDER)
-    for track in order:
-        lines += ["", f"## Track: {track}"]
-        for r in by_track[track]:
-            purpose = tracks.get(r["notebook"], ("", ""))[1]
-            lines += ["", f"### {r['run']}", ""]
-            if purpose:
-                lines += [f"_{purpose}_", ""]
-            lines.append(f"Notebook `{r['notebook']}`, seed {r.get('seed')}, device {r.get('device')}, "
-                         f"{r.get('seconds', 0):.1f} s, executed copy `{r['run']}/{r['notebook']}.ipynb`.")
-            lines += _metric_tables(r)
-            if r.get("skipped_images"):
-                lines += ["", f"Skipped {len(r['skipped_images'])} corrupt image(s): " +
-                          ", ".join(s["path"] for s in r["skipped_images"][:5]) +
-                          (" ..." if len(r["skipped_images"]) > 5 else "")]
-            for fig in r.get("figures", []):
-                lines += ["", f"![{Path(fig).stem}]({r['run']}/{fig})"]
-            params = ", ".join(f"`{k}={v!r}`" for k, v in sorted(r.get("params", {}).items()))
-            lines += ["", f"<details><summary>manifest</summary>\n\nparameters: {params}\n\n"
-                          f"notes: `{json.dumps(r.get('notes', {}), default=str)}`\n\n"
-                          f"datasets: `{json.dumps(r.get('datasets', {}), default=str)}`\n\n"
-                          f"versions: `{json.dumps(r.get('versions', {}))}`\n</details>"]
-    return "\n".join(lines) + "\n"
-
-
-def _metric_tables(record: dict) -> list[str]:
-    info = record.get("metric_info", {})
-    groups: dict[str, list[str]] = {}
-    for name in record.get("metrics", {}):
-        groups.setdefault(info.get(name, {}).get("protocol", "unspecified"), []).append(name)
-    out: list[str] = []
-    for protocol, names in sorted(groups.items()):
-        out += ["", f"Protocol: {protocol}", "", "| metric | value | dataset | split |", "|---|---|---|---|"]
-        for name in names:
-            i = info.get(name, {})
-            out.append(f"| {name} | {format_value(record['metrics'][name], i.get('unit', 'value'))} | "
-                       f"{i.get('dataset', '')} | {i.get('split', '')} |")
-    return out
-
-
-def write_report(profile: str, wall_seconds: float | None = None) -> Path:
-    dest = runs_dir() / profile / "REPORT.md"
-    io.write_text(dest, render_report(profile, wall_seconds))
-    return dest

@@ -1,0 +1,162 @@
+"""The profile report: published numbers beside ours, figures, manifests, Markdown and HTML alike."""
+from __future__ import annotations
+
+import base64
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pytest
+from conftest import read_json
+
+from fgr_utils import cli, report, runner
+from fgr_utils.errors import FgrError
+from fgr_utils.results import Run
+
+
+def _record(runs: Path, profile: str, notebook: str, name: str, metrics: dict, *, figure: bool = False,
+            seconds_params: dict | None = None) -> Path:
+    run = Run(notebook=notebook, name=name, profile=profile, dir=runs / profile / name,
+              params=seconds_params or {"seed": 3, "epochs": 2}, seed=3, device="cpu")
+    run.dir.mkdir(parents=True)
+    for metric, (value, dataset, protocol) in metrics.items():
+        run.log(metric, value, protocol=protocol, dataset=dataset, split="test")
+    if figure:
+        fig, ax = plt.subplots(figsize=(2, 2))
+        ax.plot([0, 1], [1, 0])
+        run.save_figure(fig, "curve")
+        plt.close(fig)
+    run.finish()
+    return run.dir
+
+
+@pytest.fixture
+def profile_runs(isolated_dirs):
+    runs = isolated_dirs / "runs"
+    _record(runs, "smoke", "20_sbir_train", "20_sbir_train-arnet",
+            {"acc@1/best": (0.25, "sbir-garments", "Acc@k, best test epoch"),
+             "acc@1/last": (0.125, "sbir-garments", "Acc@k, last epoch")}, figure=True)
+    _record(runs, "smoke", "30_asfr_train", "30_asfr_train-rpf",
+            {"map/weighted": (0.5, "fashionai", "attribute MAP"), "map/macro": (0.4, "fashionai", "attribute MAP")})
+    _record(runs, "smoke", "12_landmarks", "12_landmarks",
+            {"photo-landmarks/stage1/medium/map": (0.3, "photo-landmarks", "revisited-medium"),
+             "sim-revisited/stage1/medium/map": (0.2, "sim-revisited", "revisited-medium")})
+    return runs / "smoke"
+
+
+def test_comparisons_put_ours_beside_published_marked_synthetic_or_real(profile_runs):
+    from fgr_utils.results import load_records
+
+    records = load_records("smoke")
+    sbir = report.comparisons("sbir", records)[0]
+    assert sbir.ours_columns == ["sbir-garments"]
+    table = sbir.table({"sbir-garments"})
+    assert table.header[1] == "ours: sbir-garments (synthetic stand-in)"
+    assert table.header[2:] == ["published: Clothes-V1 (real data)", "published: Shoe-V2 (real data)",
+                                "published: Chair-V2 (real data)"]
+    basic = next(r for r in table.rows if r[0] == "ARNet Basic, Acc@1")
+    assert basic[1:] == ["25.00 %", "94.18 %", "41.23 %", "73.31 %"]
+    mstr = next(r for r in table.rows if r[0] == "ARNet + MSTR, Acc@1")
+    assert mstr[1] == "not run"  # no such run in the profile: never a number from elsewhere
+
+    asfr = report.comparisons("asfr", records)[0]
+    rpf = next(r for r in asfr.table(set()).rows if r[0] == "RPF")
+    assert asfr.table(set()).header[1] == "ours: fashionai (real data)" and rpf[1:] == ["50.00 %", "70.11 %", "10.22 %",
+                                                                                        "58.80 %"]
+    # a metric recorded per dataset ("<dataset>/stage1/medium/map") gives one column per dataset
+    landmarks = next(c for c in report.comparisons("fabric", records) if "Revisited" in c.title)
+    assert landmarks.ours_columns == ["photo-landmarks", "sim-revisited"]
+    medium = landmarks.table({"photo-landmarks", "sim-revisited"}).rows[0]
+    assert medium[1:3] == ["30.00 %", "20.00 %"] and medium[3] == "72.90 %"
+
+
+def test_every_published_table_is_consistent():
+    stems = {nb.stem for nb in runner.list_notebooks()}
+    demo_runs = {r.name for nb in runner.list_notebooks() for r in runner.plan_runs(nb, "demo")}
+    for track, tables in report.published().items():
+        assert track in runner.TRACK_ORDER
+        for comp in report.comparisons(track, []):  # raises on a row with the wrong number of values
+            assert comp.protocol and comp.rows
+            for row in comp.rows:
+                assert row["run"].split("-")[0] in stems
+                assert row["run"] in demo_runs, f"{row['run']} is not a run of the demo profile"
+                assert all(v is None or 0 < v <= 100 for v in row["published"])
+
+
+def test_report_markdown_and_html_hold_the_same_content(profile_runs):
+    from fgr_utils.runner import ReproduceSummary
+
+    summary = ReproduceSummary(executed=[("20_sbir_train-arnet", 61.0)], skipped=["30_asfr_train-rpf"])
+    report.write_reproduction_record("smoke", summary, 125.0, None)
+    md_path, html_path = report.write_report("smoke")
+    md, page = md_path.read_text(), html_path.read_text()
+
+    assert "Wall time of the last `fgr reproduce --profile smoke`: 2.1 min (125 s)" in md
+    assert "1 runs executed and 1 up to date" in md
+    for track in ("fabric", "sbir", "asfr"):
+        assert f"## Track: {track}" in md
+    assert "### Ours beside the published numbers" in md
+    assert "| ARNet Basic, Acc@1 | 25.00 % | 94.18 % | 41.23 % | 73.31 % |" in md
+    assert "![20_sbir_train-arnet: curve](20_sbir_train-arnet/figures/curve.png)" in md
+    assert "`epochs=2`" in md and "| seed | 3 |" in md and "| wall time |" in md
+
+    class Collect(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.images, self.text, self.cells = [], [], []
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "img":
+                self.images.append(dict(attrs)["src"])
+
+        def handle_data(self, data):
+            self.text.append(data)
+
+    parser = Collect()
+    parser.feed(page)
+    text = " ".join(parser.text)
+    assert "Wall time of the last" in text and "94.18 %" in text and "ours: sbir-garments (synthetic stand-in)" in text
+    assert len(parser.images) == 1 and parser.images[0].startswith("data:image/png;base64,")
+    png = base64.b64decode(parser.images[0].split(",", 1)[1])
+    assert png == (profile_runs / "20_sbir_train-arnet/figures/curve.png").read_bytes()  # embedded, self-contained
+    assert page.count("<h3") == md.count("\n### ") + md.startswith("### ")
+
+
+def test_markup_is_escaped_in_html():
+    blocks = [report.Heading(1, "r"), report.Para("a <b> & `x<y>` **bold** _it_ snake_case_name"),
+              report.Table(["h"], [["<td>"]])]
+    page = report.to_html(blocks, Path("."))
+    assert "a &lt;b&gt; &amp; <code>x&lt;y&gt;</code> <strong>bold</strong> <em>it</em> snake_case_name" in page
+    assert "<td>&lt;td&gt;</td>" in page
+    assert "snake\\_case" not in report.to_markdown(blocks) and "| &lt;td&gt;" not in report.to_markdown(blocks)
+
+
+def test_report_without_runs_says_what_to_do(isolated_dirs):
+    md, _ = report.write_report("smoke")
+    assert "No finished runs yet: run `fgr reproduce --profile smoke`." in md.read_text()
+
+
+def test_unknown_track_is_one_line():
+    with pytest.raises(FgrError, match="no published numbers for track 'nope'; tracks: asfr, fabric"):
+        report.published("nope")
+
+
+@pytest.mark.notebook
+def test_90_report_notebook_writes_and_shows_the_report(profile_runs, capsys):
+    assert cli.main(["run", "90_report", "--profile", "smoke", "--no-progress"]) == 0
+    rec = read_json(profile_runs / "90_report/metrics.json")
+    assert rec["metrics"]["report/runs"] == 3 and rec["metrics"]["report/figures"] == 1
+    assert rec["metrics"]["report/published_rows_with_ours"] == 5  # arnet best+last, rpf weighted+macro, landmarks
+    md = (profile_runs / "REPORT.md").read_text()
+    assert "90_report" not in re.findall(r"^### (.*)$", md, flags=re.M)  # the report is not part of itself
+    executed = (profile_runs / "90_report/90_report.ipynb").read_text()
+    assert "Ours beside the published numbers" in executed and "data:image/png;base64," in executed
+
+
+def test_fgr_report_command(profile_runs, capsys):
+    assert cli.main(["report", "--profile", "smoke"]) == 0
+    assert capsys.readouterr().out.strip() == f"report: {profile_runs / 'REPORT.md'} and REPORT.html"
+    assert (profile_runs / "REPORT.html").stat().st_size > 1000
+    assert cli.main(["report", "--profile", "nope"]) == 1
+    assert capsys.readouterr().err.strip() == "fgr: unknown profile 'nope'; known: smoke, demo, paper"
