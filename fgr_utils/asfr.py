@@ -739,30 +739,89 @@ def attention_figure(model, features: Features, index: int, names: Sequence[str]
     return viz.attention_overlays([img] * len(names), list(maps), maps.shape[1:], titles=list(names), suptitle=title)
 
 
+def query_picks(queries: np.ndarray, n: int) -> list[int]:
+    """``n`` query rows that take the attributes in turn: the first query of each attribute, then the
+    second of each, and so on (an attribute with no query left is passed over)."""
+    by_attr = [np.flatnonzero(queries[:, 1] == a) for a in sorted(set(queries[:, 1].tolist()))]
+    picks: list[int] = []
+    for r in range(max((len(rows) for rows in by_attr), default=0)):
+        picks += [int(rows[r]) for rows in by_attr if r < len(rows)]
+    return picks[:n]
+
+
+def ranked_candidates(model, data: AsfrData, features: Features, picks: Sequence[int], k: int, *,
+                      crops: Crops | None = None, beta: float = 0.3) -> dict[str, list]:
+    """Test queries ``picks`` (rows of the test query list) and their top ``k`` candidates under the
+    query's attribute: image indices (``queries``, ``rankings``), hits (same value as the query) and
+    titles (``attribute: value``). Each attribute's candidates are embedded once."""
+    split = data.eval_split("test")
+    queries, cands = data.queries[split], data.candidates[split]
+    rows = queries[list(picks)]
+    q = embed(model, features, rows, crops=crops, beta=beta)["embedding"]
+    pools: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    results, hits, titles = [], [], []
+    for row, vec in zip(rows, q):
+        a = int(row[1])
+        if a not in pools:
+            pool = cands[cands[:, 1] == a]
+            pools[a] = (pool, embed(model, features, pool, crops=crops, beta=beta)["embedding"])
+        pool, c = pools[a]
+        top = np.argsort(-(c @ vec), kind="stable")[:k]
+        results.append([int(pool[j, 0]) for j in top])
+        hits.append([int(pool[j, 2]) == int(row[2]) for j in top])
+        name = data.names[a]
+        values = data.value_names.get(name, [])
+        titles.append(f"{name}: {values[int(row[2])] if int(row[2]) < len(values) else int(row[2])}")
+    return {"queries": [int(r[0]) for r in rows], "attributes": [int(r[1]) for r in rows], "rankings": results,
+            "hits": hits, "query_titles": titles}
+
+
 def retrieval_figure(model, data: AsfrData, features: Features, *, n_queries: int = 4, k: int = 6,
                      crops: Crops | None = None, beta: float = 0.3, title: str | None = None):
     """Test queries of different attributes and their top ``k`` candidates of that attribute; a
     candidate with the query's value is framed green."""
     from fgr_utils import viz
 
-    split = data.eval_split("test")
-    queries, cands = data.queries[split], data.candidates[split]
-    attrs = sorted(set(queries[:, 1].tolist()))
-    picks = [int(np.flatnonzero(queries[:, 1] == attrs[i % len(attrs)])[i // len(attrs)])
-             for i in range(min(n_queries, len(queries)))]
-    q = embed(model, features, queries[picks], crops=crops, beta=beta)["embedding"]
-    results, hits, titles = [], [], []
-    for row, vec in zip(queries[picks], q):
-        pool = cands[cands[:, 1] == row[1]]
-        c = embed(model, features, pool, crops=crops, beta=beta)["embedding"]
-        top = np.argsort(-(c @ vec), kind="stable")[:k]
-        results.append([features.paths[int(pool[j, 0])] for j in top])
-        hits.append([int(pool[j, 2]) == int(row[2]) for j in top])
-        name = data.names[int(row[1])]
-        values = data.value_names.get(name, [])
-        titles.append(f"{name}: {values[int(row[2])] if int(row[2]) < len(values) else int(row[2])}")
-    return viz.retrieval_grid([features.paths[int(r[0])] for r in queries[picks]], results, hits,
-                              query_titles=titles, suptitle=title)
+    picks = query_picks(data.queries[data.eval_split("test")], n_queries)
+    r = ranked_candidates(model, data, features, picks, k, crops=crops, beta=beta)
+    return viz.retrieval_grid([features.paths[i] for i in r["queries"]],
+                              [[features.paths[i] for i in row] for row in r["rankings"]], r["hits"],
+                              query_titles=r["query_titles"], suptitle=title)
+
+
+def browser_inputs(model, params: dict[str, Any], data: AsfrData, *, n_queries: int = 16, depth: int = 10,
+                   device: str = "cpu") -> dict[str, Any]:
+    """What :func:`fgr_utils.browser.retrieval_browser` needs to browse a trained run's test queries.
+
+    ``model`` and ``params``: what :func:`load_trained` returned. ``n_queries`` test queries taking
+    the attributes in turn, each with its top ``depth`` candidates under the query's attribute, ranked
+    as the run's test did (RPF: the fused score with the run's ``beta``). With a spatial attention,
+    the query and each result show where the model looks when asked about that attribute (computed
+    when drawn). The frozen stem's features come from the cache the training run wrote.
+    """
+    from fgr_utils.paths import runs_dir
+
+    if data.protocol != "splits":
+        raise FgrError("the browser needs query and candidate lists: use a run with protocol='splits'")
+    features = Features(model.trunk, AsfrInputs(params["img_size"]), data.paths,
+                        cache_dir=runs_dir() / "cache" if params.get("cache_stem", True) else None, device=device,
+                        progress=False)
+    crops = None
+    if params["method"] == "rpf":
+        crops = Crops(features, model.patch_backbone, threshold=params["crop_threshold"], device=device)
+    picks = query_picks(data.queries[data.eval_split("test")], n_queries)
+    r = ranked_candidates(model, data, features, picks, depth, crops=crops, beta=params.get("beta", 0.3))
+    out: dict[str, Any] = {"queries": [features.paths[i] for i in r["queries"]],
+                           "rankings": [[features.paths[i] for i in row] for row in r["rankings"]],
+                           "hits": r["hits"], "query_titles": r["query_titles"],
+                           "load": lambda path: features.inputs.prepare(images.load_rgb(path))}  # as the model sees it
+    if params["method"] != "global":  # the global embedding has no attention
+        def under(image: int, attr: int) -> np.ndarray:
+            return attention_maps(model, features, image, data.n_attr)[attr]
+
+        out["query_attention"] = lambda i: under(r["queries"][i], r["attributes"][i])
+        out["attention"] = lambda i, j: under(r["rankings"][i][j], r["attributes"][i])
+    return out
 
 
 # --------------------------------------------------------------------------------------------

@@ -304,18 +304,39 @@ def summary(result: FitResult):
 # Figures
 # --------------------------------------------------------------------------------------------
 
+def retrieval_rows(q: np.ndarray, g: np.ndarray, true: np.ndarray, sketches, picks: Sequence[int], k: int, *,
+                   split: str = "test") -> dict[str, list]:
+    """The sketches ``picks`` of ``split`` (rows of ``q``, from :func:`embeddings`) with their top ``k``
+    photos by cosine, whether each is the sketch's own photo, and a title (the sketch's file name)."""
+    pairs, photos = sketches.pairs(split), sketches.photos(split)
+    picks = [int(i) for i in picks]
+    top = np.argsort(-(q[picks] @ g.T), axis=1, kind="stable")[:, :k]
+    return {"queries": [pairs[i][0] for i in picks], "rankings": [[photos[j] for j in row] for row in top],
+            "hits": [[j == true[i] for j in row] for i, row in zip(picks, top)],
+            "query_titles": [Path(pairs[i][0]).stem for i in picks]}
+
+
 def retrieval_figure(model, sketches, inputs: SbirInputs, *, n_queries: int = 4, k: int = 5, device: str = "cpu",
                      title: str | None = None):
     """Test sketches and their top ``k`` photos, the true photo framed green."""
     from fgr_utils import viz
 
     q, g, true = embeddings(model, sketches, "test", inputs, device=device)
-    pairs, photos = sketches.pairs("test"), sketches.photos("test")
-    picks = sorted({int(i) for i in np.linspace(0, len(pairs) - 1, num=min(n_queries, len(pairs)))})
-    top = np.argsort(-(q[picks] @ g.T), axis=1, kind="stable")[:, :k]
-    return viz.retrieval_grid([pairs[i][0] for i in picks], [[photos[j] for j in row] for row in top],
-                              [[j == true[i] for j in row] for i, row in zip(picks, top)],
-                              query_titles=[Path(pairs[i][0]).stem for i in picks], suptitle=title)
+    n = len(sketches.pairs("test"))
+    picks = sorted({int(i) for i in np.linspace(0, n - 1, num=min(n_queries, n))})
+    rows = retrieval_rows(q, g, true, sketches, picks, k)
+    return viz.retrieval_grid(rows["queries"], rows["rankings"], rows["hits"], query_titles=rows["query_titles"],
+                              suptitle=title)
+
+
+def browser_inputs(q: np.ndarray, g: np.ndarray, true: np.ndarray, sketches, *, depth: int = 10,
+                   split: str = "test") -> dict[str, list]:
+    """What :func:`fgr_utils.browser.retrieval_browser` needs to browse every sketch of ``split``
+    (``q, g, true`` from :func:`embeddings`): its top ``depth`` photos, its own photo a hit."""
+    if len(q) != len(sketches.pairs(split)) or len(g) != len(sketches.photos(split)):
+        raise FgrError(f"the embeddings ({len(q)} sketches, {len(g)} photos) are not those of the {split} split: "
+                       f"pass what sbir.embeddings(model, sketches, {split!r}, ...) returned")
+    return retrieval_rows(q, g, true, sketches, range(len(q)), depth, split=split)
 
 
 def load_trained(run_dir: Path, *, initial: bool = False):

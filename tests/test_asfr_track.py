@@ -130,6 +130,45 @@ def test_crops_follow_the_attention_and_are_reused_while_the_box_stays(tmp_path)
     assert np.abs(got * 255 - want).mean() < 3.0
 
 
+def test_query_picks_take_the_attributes_in_turn():
+    queries = np.array([[10, 1, 0], [11, 0, 0], [12, 1, 1], [13, 1, 0], [14, 2, 0]])
+    assert asfr.query_picks(queries, 3) == [1, 0, 4]  # the first query of attributes 0, 1, 2
+    assert asfr.query_picks(queries, 10) == [1, 0, 4, 2, 3]  # then the second of those that have one
+
+
+def test_browser_inputs_rank_candidates_under_the_query_attribute(isolated_dirs):
+    from conftest import synth_in
+
+    synth_in(isolated_dirs / "data", "asfr-garments")
+    data = asfr.load_dataset("asfr-garments", "smoke")
+    torch.manual_seed(0)
+    model = asfr.build(asfr.ModelConfig(method="asen_v2", n_attr=data.n_attr, trunk="effnet-demo", width=16,
+                                        attr_dim=8, hidden=8)).eval()
+    params = {"method": "asen_v2", "img_size": 64, "cache_stem": False}
+    out = asfr.browser_inputs(model, params, data, n_queries=3, depth=4)
+    queries, cands = data.queries["test"], data.candidates["test"]
+    picks = asfr.query_picks(queries, 3)
+    assert out["queries"] == [data.paths[int(queries[i, 0])] for i in picks]
+    for i, row in zip(range(3), queries[picks]):
+        pool = cands[cands[:, 1] == row[1]]  # candidates listed under the query's attribute
+        value = {data.paths[int(c[0])]: int(c[2]) for c in pool}
+        assert len(out["rankings"][i]) == min(4, len(pool)) and set(out["rankings"][i]) <= set(value)
+        assert out["hits"][i] == [value[p] == int(row[2]) for p in out["rankings"][i]]
+        assert out["query_titles"][i].startswith(data.names[int(row[1])] + ": ")
+    features = asfr.Features(model.trunk, asfr.AsfrInputs(64), data.paths, progress=False)
+    want = asfr.attention_maps(model, features, int(queries[picks[1], 0]), data.n_attr)[int(queries[picks[1], 1])]
+    assert np.allclose(out["query_attention"](1), want, atol=1e-5)  # the query's attention under its attribute
+    assert out["attention"](1, 0).shape == want.shape
+    assert out["load"](out["queries"][0]).size == (64, 64)  # as the model sees it: resized and centre-cropped
+
+    glob = asfr.build(asfr.ModelConfig(method="global", n_attr=data.n_attr, trunk="effnet-demo", width=16,
+                                       embed_dim=8)).eval()
+    assert "attention" not in asfr.browser_inputs(glob, {**params, "method": "global"}, data, n_queries=1, depth=2)
+    data.protocol = "triplets"
+    with pytest.raises(FgrError, match="protocol='splits'"):
+        asfr.browser_inputs(model, params, data)
+
+
 @pytest.mark.notebook
 def test_asfr_track_smoke(isolated_dirs):
     assert cli.main(["reproduce", "--profile", "smoke", "--track", "asfr", "--no-progress"]) == 0
@@ -156,6 +195,8 @@ def test_asfr_track_smoke(isolated_dirs):
         assert ev["metrics"][f"gain_over_global/{method}"] == pytest.approx(own - floor)
     for method in ("asen_v2", "agman", "rpf"):
         assert (runs / f"31_asfr_eval/figures/attention-{method}.png").stat().st_size > 3_000
+    for name in ("diagram", "browser", "browser-attention-q0"):
+        assert (runs / f"31_asfr_eval/figures/{name}.png").stat().st_size > 3_000
 
 
 def test_trained_model_reloads_without_pretrained_weights(tmp_path):

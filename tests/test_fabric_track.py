@@ -34,6 +34,27 @@ def test_rerank_rankings_only_touches_the_top_k():
     assert rerank_rankings(positions, global_scores, qga, 1.0).tolist() == positions.tolist()
 
 
+def test_browser_inputs_put_the_shortlist_attention_on_the_reranked_results(tmp_path):
+    from conftest import synth_in
+
+    from fgr_utils.data.fabrics import load_fabrics
+    from fgr_utils.data.transforms import Preprocess
+    from fgr_utils.fabric import browser_inputs
+
+    fs = load_fabrics(synth_in(tmp_path, "sim-fabrics"))
+    ids, queries = fs.fabric_ids("test"), fs.queries_of("test")
+    rankings = [ids[::-1] for _ in queries]  # every query: the fabrics in reverse order
+    candidates = np.tile(np.arange(len(ids) - 3, len(ids)), (len(queries), 1))[:, ::-1]  # its top 3, re-ranked
+    attention = np.random.default_rng(0).random((len(queries), 3, 4))
+    out = browser_inputs(fs, "test", rankings, candidates, attention, (2, 2), Preprocess(size=32), depth=5)
+    assert out["queries"] == [q.path for q in queries] and len(out["rankings"][0]) == 5
+    assert out["rankings"][1][0] == fs.fabric_path(ids[-1])
+    assert out["hits"][1] == [f in queries[1].relevant for f in ids[::-1][:5]]
+    assert np.array_equal(out["attention"](1, 2), attention[1, 2].reshape(2, 2))  # rank 3 = candidate row 3
+    assert out["attention"](1, 3) is None  # outside the shortlist: no attention was computed for it
+    assert out["load"](out["queries"][0]).size == (32, 32)
+
+
 @pytest.mark.notebook
 def test_fabric_track_smoke(isolated_dirs, capsys):
     assert cli.main(["reproduce", "--profile", "smoke", "--track", "fabric", "--no-progress"]) == 0
@@ -53,7 +74,8 @@ def test_fabric_track_smoke(isolated_dirs, capsys):
     assert s2["notes"]["switches"]["anchor_index_bug"] is False
     sizes = s2["notes"]["preprocessing"]
     assert (sizes["fabric"]["size"], sizes["query"]["size"]) == (32, 16)  # smoke: queries at print scale
-    for fig in ("stage2-training", "stage1-retrieval", "stage2-retrieval", "attention-query0"):
+    for fig in ("stage2-training", "stage1-retrieval", "stage2-retrieval", "attention-query0", "diagram", "browser",
+                "browser-attention-q0", "browser-attention-q1"):
         assert (runs / "11_fabric_rerank/figures" / f"{fig}.png").stat().st_size > 3_000
     lm = read_json(runs / "12_landmarks/metrics.json")
     for protocol in ("easy", "medium", "hard"):

