@@ -822,29 +822,3 @@ def browser_inputs(model, params: dict[str, Any], data: AsfrData, *, n_queries: 
         out["query_attention"] = lambda i: under(r["queries"][i], r["attributes"][i])
         out["attention"] = lambda i, j: under(r["rankings"][i][j], r["attributes"][i])
     return out
-
-
-# --------------------------------------------------------------------------------------------
-# Published numbers (asfr_rpf_agman.md section 0)
-# --------------------------------------------------------------------------------------------
-
-PUBLISHED = [
-    {"source": "RPF, official (HuiGuanLab/RPF README)", "method": "rpf", "FashionAI": 70.11, "DeepFashion": 10.22,
-     "DARN": 58.80, "Zappos50k": None,
-     "note": "query-weighted MAP; the FashionAI per-attribute values weighted by the test query counts give 70.114"},
-    {"source": "RPF, student fork nv259/RPF (README at 17ab508)", "method": "rpf", "FashionAI": 57.15,
-     "DeepFashion": 8.78, "DARN": None, "Zappos50k": None,
-     "note": "lower because the fork overwrote the fine-tuned patch ViT with ImageNet weights at test time "
-             "(fixed upstream in 1999e63), and 57.15 is the macro mean (its query-weighted mean is 56.08)"},
-    {"source": "AG-MAN, official (abstract)", "method": "agman", "FashionAI": 62.88, "DeepFashion": 8.98,
-     "DARN": None, "Zappos50k": 93.32, "note": "query-weighted MAP; Zappos50k: triplet accuracy (%)"},
-    {"source": "ASENet_V2, implied by AG-MAN's stated gains (+2.12 / +0.31 / +0.78)", "method": "asen_v2",
-     "FashionAI": 60.76, "DeepFashion": 8.67, "DARN": None, "Zappos50k": 92.54,
-     "note": "not published as such: AG-MAN's numbers minus its stated improvements"},
-]
-
-
-def published_table():
-    import pandas as pd
-
-    return pd.DataFrame(PUBLISHED).set_index("source")

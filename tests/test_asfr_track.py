@@ -197,6 +197,8 @@ def test_asfr_track_smoke(isolated_dirs):
         assert (runs / f"31_asfr_eval/figures/attention-{method}.png").stat().st_size > 3_000
     for name in ("diagram", "browser", "browser-attention-q0"):
         assert (runs / f"31_asfr_eval/figures/{name}.png").stat().st_size > 3_000
+    executed = (runs / "31_asfr_eval/31_asfr_eval.ipynb").read_text()  # the report's table, ours beside published
+    assert "ours: asfr-garments (synthetic stand-in)" in executed and "published: FashionAI (real data)" in executed
 
 
 def test_trained_model_reloads_without_pretrained_weights(tmp_path):
