@@ -107,6 +107,7 @@ class AsfrData:
     zappos: dict[str, np.ndarray] = field(default_factory=dict)  # triplets in ``paths`` indices, conditions as attrs
     zappos_conditions: list[str] = field(default_factory=list)
     counts: dict[str, Any] = field(default_factory=dict)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)  # unreadable images left out: (path, reason)
 
     @property
     def n_attr(self) -> int:
@@ -122,7 +123,8 @@ class AsfrData:
         return np.unique(self.triplets["train"][:, :3])
 
 
-def _from_attribute_set(attrs, name: str, protocol: str) -> AsfrData:
+def _require_images(attrs, name: str) -> None:
+    """Stop (one line) when an image the split files name is not on disk: the set is incomplete."""
     from fgr_utils.data.attributes import SPLITS
     from fgr_utils.errors import DatasetMissing
 
@@ -131,6 +133,9 @@ def _from_attribute_set(attrs, name: str, protocol: str) -> AsfrData:
         raise DatasetMissing(f"{name}: {len(missing)} image(s) named in the split files are not on disk (first: "
                              f"{missing[0]}); place them as `fgr data download {name}` says, then run "
                              f"`fgr data verify {name}`")
+
+
+def _from_attribute_set(attrs, name: str, protocol: str) -> AsfrData:
     offsets, paths = {}, []
     for split in ("train", "valid", "test"):
         offsets[split] = len(paths)
@@ -171,7 +176,14 @@ def _attach_triplets(data: AsfrData, lists, *, as_training: bool) -> None:
 
 def load_dataset(dataset: str, size: str = "demo", seed: int = 0, *, protocol: str = "splits",
                  n_triplets: dict[str, int] | None = None) -> AsfrData:
-    """The dataset under ``protocol``: a generated stand-in or a real set checked against its counts."""
+    """The dataset under ``protocol``: a generated stand-in or a real set checked against its counts.
+
+    An image the split files name that is not on disk stops the load (the set is incomplete). Images
+    that cannot be decoded are left out: every split list, query, candidate, label and triplet that
+    names one leaves with it, and they are listed in ``.skipped`` for ``run.skip_images``. Published
+    counts are checked on the files as released, before that. (CSN's lists are not checked for missing
+    images: those are left out and listed like unreadable ones.)
+    """
     from fgr_utils.data import attributes, registry, synth
 
     if protocol not in PROTOCOLS:
@@ -179,11 +191,14 @@ def load_dataset(dataset: str, size: str = "demo", seed: int = 0, *, protocol: s
     if dataset in SYNTHETIC:
         root = synth.require_synth(dataset, size, seed)
         attrs = attributes.load_attribute_set(root, dataset)
-        data = _from_attribute_set(attrs, dataset, protocol)
+        _require_images(attrs, dataset)
         lists = attributes.load_triplet_lists(root / "zappos", root, n_triplets=n_triplets, seed=seed)
+        bad = images.unreadable_images(attrs.image_paths() + lists.image_paths())
+        data = _from_attribute_set(attrs.without(bad), dataset, protocol)
         if protocol == "triplets":
             data.groups, data.queries, data.candidates = {}, {}, {}
-        _attach_triplets(data, lists, as_training=protocol == "triplets")
+        _attach_triplets(data, lists.without(bad), as_training=protocol == "triplets")
+        data.skipped = list(bad.items())
         return data
     if dataset not in REAL:
         raise FgrError(f"dataset must be one of {', '.join(SYNTHETIC + tuple(REAL))}, not {dataset!r}")
@@ -193,15 +208,21 @@ def load_dataset(dataset: str, size: str = "demo", seed: int = 0, *, protocol: s
         list_root, image_root = attributes.zappos_root()
         lists = attributes.load_triplet_lists(list_root, image_root, n_triplets=n_triplets or attributes.ZAPPOS_TRIPLETS,
                                               seed=seed)
+        bad = images.unreadable_images(lists.image_paths())
         data = AsfrData(name=dataset, protocol=protocol, root=Path(image_root), names=[], paths=[])
-        _attach_triplets(data, lists, as_training=True)
+        _attach_triplets(data, lists.without(bad), as_training=True)
+        data.skipped = list(bad.items())
         return data
     if protocol != "splits":
         raise FgrError(f"{dataset} comes with ASEN split files: set protocol='splits'")
     root = registry.require(dataset)
     attrs = attributes.load_attribute_set(root, REAL[dataset])
     attrs.check_counts(dataset)
-    return _from_attribute_set(attrs, dataset, protocol)
+    _require_images(attrs, dataset)
+    bad = images.unreadable_images(attrs.image_paths())
+    data = _from_attribute_set(attrs.without(bad), dataset, protocol)
+    data.skipped = list(bad.items())
+    return data
 
 
 # --------------------------------------------------------------------------------------------

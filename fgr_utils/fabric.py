@@ -41,14 +41,19 @@ DATASETS = ("sim-fabrics", "printed-fabrics")
 
 
 def load_dataset(dataset: str, size: str = "demo", seed: int = 0) -> tuple[FabricSet, Path]:
-    """The generated simulator set (``sim-fabrics``) or the real Kaggle set (``printed-fabrics``)."""
+    """The generated simulator set (``sim-fabrics``) or the real Kaggle set (``printed-fabrics``).
+
+    Images that cannot be decoded are left out (:meth:`FabricSet.without_unreadable`: the fabric leaves
+    its split, the motif its query) and listed in ``.skipped`` for ``run.skip_images``. Every notebook
+    loads through here, so on unchanged files stage 1's stored ranking and stage 2 index the same fabrics.
+    """
     if dataset == "sim-fabrics":
         root = synth.require_synth("sim-fabrics", size, seed)
     elif dataset == "printed-fabrics":
         root = registry.require("printed-fabrics")
     else:
         raise FgrError(f"dataset must be one of {', '.join(DATASETS)}, not {dataset!r}")
-    return load_fabrics(root), root
+    return load_fabrics(root).without_unreadable(), root
 
 
 @dataclass(frozen=True)
@@ -380,6 +385,12 @@ class Stage1:
     query_ids: list[str]
     fabric_ids: list[str]
 
+    def check(self, fs: FabricSet, stage1_run: str) -> None:
+        """Stage 2 reads this ranking by position: the test queries and fabrics must be the ones it ranked."""
+        if list(fs.query_ids("test")) != self.query_ids or list(fs.fabric_ids("test")) != self.fabric_ids:
+            raise FgrError(f"the test split changed since {stage1_run} ranked it (images added, removed or "
+                           f"left out as unreadable): run `fgr run {stage1_run.split('-')[0]}` again first")
+
 
 def save_stage1(run, fs: FabricSet, positions: np.ndarray, scores: np.ndarray) -> None:
     """Keep stage 1's full test ranking for stage 2 (``stage1_ranking.npz``; atomically, rank 0 only)."""
@@ -474,15 +485,19 @@ LANDMARK_SETS = ("sim-revisited", "photo-landmarks", "roxford5k", "rparis6k", "o
 
 
 def load_landmark_set(name: str, size: str = "demo", seed: int = 0):
+    """A landmark set checked whole: an unreadable image stops here with one line naming it (the
+    protocol's ground truth indexes every image, so none can be left out as the other tracks do)."""
     from fgr_utils.data.landmarks import load_landmarks
 
     if name not in LANDMARK_SETS:
         raise FgrError(f"landmark set must be one of {', '.join(LANDMARK_SETS)}, not {name!r}")
-    root = synth.require_synth(name, size, seed) if name in ("sim-revisited", "photo-landmarks") \
-        else registry.require(name)
+    synthetic = name in ("sim-revisited", "photo-landmarks")
+    root = synth.require_synth(name, size, seed) if synthetic else registry.require(name)
     ds = load_landmarks(root)
-    if name in ("roxford5k", "rparis6k", "oxford5k", "paris6k"):
+    if not synthetic:
         ds.check_counts()
+    ds.check_images(fix=f"generate it again with `fgr data synth {name} --size {size} --seed {seed} --force`"
+                    if synthetic else f"re-download it with `fgr data download {name} --force`")
     return ds, root
 
 

@@ -271,20 +271,26 @@ SYNTHETIC = ("sbir-garments", "sbir-garments-xdog", "sbir-garments-canny")
 
 
 def load_dataset(dataset: str, size: str = "demo", seed: int = 0, *, arnet_compat_single_digit: bool = False):
-    """The sketch set and its root: a generated stand-in, or a real set checked against its known counts."""
+    """The sketch set and its root: a generated stand-in, or a real set checked against its known counts.
+
+    Images that cannot be decoded are then left out (``SketchSet.without_unreadable``: an unreadable
+    sketch leaves; an unreadable photo leaves the gallery with its sketches) and listed in
+    ``.skipped`` for ``run.skip_images``. The counts are checked on the files as released, before that.
+    """
     from fgr_utils.data import registry, synth
     from fgr_utils.data.sketches import AB_FOLDERS, load_sketches
 
     if dataset in SYNTHETIC:
         root = synth.require_synth(dataset, size, seed)
-        return load_sketches(root, arnet_compat_single_digit=arnet_compat_single_digit), root
+        sketches = load_sketches(root, arnet_compat_single_digit=arnet_compat_single_digit)
+        return sketches.without_unreadable(), root
     if dataset not in AB_FOLDERS:
         raise FgrError(f"dataset must be one of {', '.join(SYNTHETIC + tuple(AB_FOLDERS))}, not {dataset!r}")
     root = registry.require(dataset)
     sketches = load_sketches(root, name=AB_FOLDERS[dataset], arnet_compat_single_digit=arnet_compat_single_digit)
     if not arnet_compat_single_digit:
         sketches.check_counts(dataset)
-    return sketches, root
+    return sketches.without_unreadable(), root
 
 
 def protocol(tie_rule: str) -> str:

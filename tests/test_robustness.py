@@ -15,6 +15,17 @@ Tests named without a file are in this file; the others already existed.
 3. Corrupt and zero-byte image files inside a dataset are skipped and listed:
    - test_images.py ``test_scan_skip_and_stop``, ``test_image_list_dataset``.
    - test_notebooks.py ``test_00_datasets_lists_corrupt_images_or_stops`` (listed in metrics.json).
+   - test_corrupt_images.py (every track's loader and training notebook):
+     the shared scan, ``test_unreadable_images_names_each_file_once_and_rescans_from_the_cache``;
+     the loaders leave a truncated and a zero-byte image out as each protocol allows,
+     ``test_fabric_loader_drops_unreadable_fabrics_and_query_motifs``,
+     ``test_sketch_loader_drops_unreadable_sketches_and_photos_with_their_sketches``,
+     ``test_attribute_loader_drops_every_row_that_names_an_unreadable_image``; the revisited
+     landmark protocol needs every image and stops with one line naming the unreadable ones,
+     ``test_an_unreadable_landmark_image_stops_with_one_line``; the notebooks run and list the
+     files in metrics.json's ``skipped_images``: ``test_fabric_notebooks_skip_and_list_unreadable_images``
+     (10, 11), ``test_sbir_notebook_skips_and_lists_unreadable_images`` (20),
+     ``test_asfr_notebook_skips_and_lists_unreadable_images`` (30).
    A truncated feature cache or index file is detected and rebuilt:
    - test_train.py ``test_truncated_cache_is_rebuilt``; ``test_zero_byte_feature_cache_is_rebuilt``.
    - test_asfr_track.py ``test_stem_features_are_cached_on_disk_with_mirror_views`` (stem cache).

@@ -17,12 +17,16 @@ the same files.
 lines ``a b c`` (under the condition, image ``a`` is more similar to ``c`` than to ``b``) and a
 ``filenames.json`` beside the folder that is read line by line as plain paths. :func:`load_triplet_lists`
 pools the conditions' lists, shuffles them and keeps CSN's share (``n_triplets * |conditions| / 4``).
+
+Images are not decoded here. :meth:`AttributeSet.without` and :meth:`TripletLists.without` give a copy
+without some images (the unreadable ones ``fgr_utils.asfr.load_dataset`` finds): every label, query,
+candidate or triplet row that names one leaves, and image ids are renumbered over the images kept.
 """
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,6 +120,11 @@ def _first(bad: np.ndarray) -> int | None:
     """Index of the first True row, or None."""
     hit = np.flatnonzero(bad)
     return int(hit[0]) if hit.size else None
+
+
+def _renumber(keep: np.ndarray) -> np.ndarray:
+    """Old id -> new id over the kept images (``keep``: a bool per old id); -1 for an image left out."""
+    return np.where(keep, np.cumsum(keep) - 1, -1).astype(np.int64)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -268,6 +277,33 @@ class AttributeSet:
         """Images of ``split`` listed in the split file but not on disk."""
         return [p for p in (self.root / f for f in self.filenames[split]) if not p.is_file()]
 
+    def image_paths(self) -> list[Path]:
+        """Every listed image path, split after split (``train``, ``valid``, ``test``), in id order."""
+        return [self.root / f for split in SPLITS for f in self.filenames[split]]
+
+    def without(self, images: Collection[str | os.PathLike]) -> AttributeSet:
+        """A copy without the image files ``images``: the label, query and candidate rows that name one
+        leave, and the ids of the images kept are renumbered (an id is then a position in the kept
+        ``filenames``, no longer a line of the split file). :meth:`counts` then counts what is kept."""
+        drop = {Path(p) for p in images}
+        if not drop:
+            return self
+        filenames, new_id = {}, {}
+        for split in SPLITS:
+            keep = np.array([self.root / f not in drop for f in self.filenames[split]], dtype=bool)
+            new_id[split] = _renumber(keep)
+            filenames[split] = [f for f, k in zip(self.filenames[split], keep) if k]
+
+        def kept(rows: np.ndarray, split: str) -> np.ndarray:
+            ids = new_id[split][rows[:, 0]]
+            out = rows[ids >= 0].copy()
+            out[:, 0] = ids[ids >= 0]
+            return out
+
+        return AttributeSet(self.name, self.root, list(self.attributes), dict(self.values), filenames,
+                            kept(self.train_labels, "train"), {s: kept(r, s) for s, r in self.queries.items()},
+                            {s: kept(r, s) for s, r in self.candidates.items()})
+
 
 def _split_file(root: Path, file: str, name: str) -> Path:
     path = root / file
@@ -381,6 +417,26 @@ class TripletLists:
 
     def path(self, i: int) -> Path:
         return self.image_root / self.filenames[i]
+
+    def image_paths(self) -> list[Path]:
+        """The path of every image of ``filenames.json``, in index order."""
+        return [self.image_root / f for f in self.filenames]
+
+    def without(self, images: Collection[str | os.PathLike]) -> TripletLists:
+        """A copy without the image files ``images``: every triplet that names one leaves, and the
+        images kept are renumbered."""
+        drop = {Path(p) for p in images}
+        if not drop:
+            return self
+        keep = np.array([p not in drop for p in self.image_paths()], dtype=bool)
+        new_id = _renumber(keep)
+        triplets = {}
+        for split, rows in self.triplets.items():
+            abc = new_id[rows[:, :3]]
+            ok = np.all(abc >= 0, axis=1)
+            triplets[split] = np.column_stack([abc[ok], rows[ok, 3]]).astype(np.int64)
+        return TripletLists(self.image_root, [f for f, k in zip(self.filenames, keep) if k], list(self.conditions),
+                            triplets)
 
     def counts(self) -> dict:
         """Images, and triplets per split (total and per condition)."""

@@ -26,6 +26,10 @@ One reader serves the paper run, the demo and the tests (design principle 1). :f
 
 Every file the manifest lists is checked to exist (missing ones: one ``FgrError`` line with the first
 few and the count) unless ``check_files=False``; :meth:`FabricSet.check_images` also decodes them.
+:meth:`FabricSet.without_unreadable` leaves out what cannot be decoded (the training notebooks load
+through it): an unreadable fabric image takes its fabric out of its split and out of every relevant
+list; an unreadable motif takes the motif, and the query it is, out (a query whose every relevant
+fabric left goes too, noted in ``.problems``). The files left out are listed in ``.skipped``.
 
 Manifest schema (``fabrics-manifest.json``; paths relative to its folder)::
 
@@ -54,7 +58,7 @@ from typing import Any, NamedTuple, Sequence
 import numpy as np
 
 from fgr_utils import io
-from fgr_utils.data.images import IMAGE_SUFFIXES, ScanResult, scan_images
+from fgr_utils.data.images import IMAGE_SUFFIXES, ScanResult, scan_images, unreadable_images
 from fgr_utils.errors import DatasetMissing, FgrError
 
 __all__ = [
@@ -181,6 +185,7 @@ class FabricSet:
     problems: list[str] = field(default_factory=list)
     gt_key: str = "element_id"
     meta: dict = field(default_factory=dict)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)  # unreadable files left out: (path, reason)
 
     def __post_init__(self):
         if self.gt_key not in GT_KEYS:
@@ -337,6 +342,36 @@ class FabricSet:
     def check_images(self, workers: int = 2) -> ScanResult:
         """Decode every listed file (cached per folder); ``.bad`` lists unreadable ones with reasons."""
         return scan_images(self.paths(), workers=workers)
+
+    def without_unreadable(self, workers: int = 2) -> FabricSet:
+        """This set without the files that cannot be decoded, which are listed in ``.skipped``.
+
+        An unreadable fabric image: the fabric leaves its split, and its id leaves every query's
+        ``relevant`` list (a relevant fabric that is not in the database would count as a miss). An
+        unreadable motif: the motif leaves, and so does the query that is that motif. A query left with
+        no relevant fabric goes too (its AP would be 0 whatever the ranking), noted in ``.problems``.
+        The scan uses the per-folder cache of :func:`~fgr_utils.data.images.scan_images`.
+        """
+        bad = unreadable_images(self.paths(), workers=workers)
+        if not bad:
+            return self
+        fabrics = [f for f in self.fabrics if f.path not in bad]
+        gone = {(f.split, f.id) for f in self.fabrics if f.path in bad}
+        problems = list(self.problems)
+        queries = []
+        for q in self.queries:
+            if q.path in bad:
+                continue
+            relevant = tuple(r for r in q.relevant if (q.split, r) not in gone)
+            if q.relevant and not relevant:
+                problems.append(f"{q.split} query {q.query_id} left out: every fabric relevant to it is unreadable")
+                continue
+            queries.append(q if relevant == q.relevant else QueryRecord(
+                q.query_id, q.path, q.split, q.element_id, q.category, relevant, q.class_key))
+        motifs = [m for m in self.motifs if m.path not in bad]
+        return FabricSet(self.root, fabrics, motifs, queries, source=self.source, manifest_path=self.manifest_path,
+                         problems=problems, gt_key=self.gt_key, meta=dict(self.meta),
+                         skipped=list(self.skipped) + list(bad.items()))
 
     # -- training samplers -------------------------------------------------------------------------
     def _index(self, split: str):

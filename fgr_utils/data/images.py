@@ -6,7 +6,8 @@
   transparent pixels shows through — a faithful switch for that defect).
 * :func:`scan_images` decodes a list of files once and says which are unreadable (missing, empty,
   truncated, not an image), caching the verdicts per folder in ``.fgr-scan.json`` so that rescanning
-  unchanged files costs one ``stat`` each.
+  unchanged files costs one ``stat`` each. :func:`unreadable_images` is the form every track's
+  dataset loader uses: the unreadable files of a list, each with its reason, to leave out and record.
 * :func:`resize` and :func:`to_tensor` are the few transforms every notebook needs; resampling filters
   are always named explicitly (``Image.Resampling.LANCZOS`` for shrinking, ``BICUBIC`` for enlarging;
   the removed ``Image.ANTIALIAS`` is never used).
@@ -41,7 +42,8 @@ from fgr_utils.errors import FgrError
 __all__ = [
     "CorruptImage", "ScanResult", "ImageListDataset", "IMAGENET_MEAN", "IMAGENET_STD",
     "BACKGROUNDS", "RESIZE_MODES", "RESAMPLE_DOWN", "RESAMPLE_UP", "SCAN_CACHE",
-    "IMAGE_SUFFIXES", "image_files", "load_rgb", "decode_rgb", "open_rgb", "scan_images", "resize", "resample_filter", "to_tensor", "strict_decoding",
+    "IMAGE_SUFFIXES", "image_files", "load_rgb", "decode_rgb", "open_rgb", "scan_images", "unreadable_images",
+    "resize", "resample_filter", "to_tensor", "strict_decoding",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -357,6 +359,19 @@ def scan_images(paths: Iterable[str | os.PathLike], *, on_corrupt: str = "skip",
                 raise CorruptImage(p, reason)
             result.bad.append((p, reason))
     return result
+
+
+def unreadable_images(paths: Iterable[str | os.PathLike], *, workers: int = 2) -> dict[Path, str]:
+    """The files of ``paths`` that cannot be decoded, each mapped to its reason (in input order).
+
+    Each file is scanned once however often ``paths`` names it, through :func:`scan_images` and its
+    per-folder cache, so loading a dataset a second time costs one ``stat`` per image. A missing file
+    is among them (reason ``file does not exist``): loaders that must refuse missing files check for
+    them first. The tracks' dataset loaders leave these files out and keep them as ``.skipped`` for
+    ``run.skip_images``.
+    """
+    unique = list(dict.fromkeys(Path(p) for p in paths))
+    return dict(scan_images(unique, workers=workers).bad)
 
 
 # ---------------------------------------------------------------------------------------------------

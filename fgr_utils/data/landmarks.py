@@ -20,6 +20,10 @@ Image scaling follows cirtorch's ``ImagesFromList`` with the filter named explic
   full image gets, so query and database stay at matching scale.
 
 :meth:`LandmarkSet.preprocessing` returns these choices as a dict to log next to every number.
+
+Unlike the other tracks' loaders, nothing here leaves an unreadable image out: the ground truth
+indexes ``imlist`` by position, so removing a database image would change the protocol.
+:meth:`LandmarkSet.check_images` stops instead, naming every unreadable file.
 """
 from __future__ import annotations
 
@@ -33,7 +37,7 @@ from typing import Any
 from PIL import Image
 
 from fgr_utils import io
-from fgr_utils.data.images import load_rgb
+from fgr_utils.data.images import load_rgb, unreadable_images
 from fgr_utils.errors import DatasetMissing, FgrError
 
 __all__ = ["LandmarkSet", "load_landmarks", "preprocessing", "detect_protocol", "REFERENCE_COUNTS", "RESAMPLE"]
@@ -49,6 +53,7 @@ REFERENCE_COUNTS: dict[str, dict[str, tuple[int, ...]]] = {
 }
 
 _INDEX_KEYS = ("ok", "easy", "hard", "junk")
+_SHOW = 5  # how many file names an error line shows
 
 
 def preprocessing(imsize: int | None = 1024, crop: bool = True) -> dict[str, Any]:
@@ -239,6 +244,26 @@ class LandmarkSet:
             hint = f" (re-run `fgr data download {self.name}`)" if self.name.lower() in REFERENCE_COUNTS else ""
             raise FgrError(f"{self.name} at {self.root}: " + "; ".join(problems) + hint)
         return found
+
+    def check_images(self, fix: str | None = None, workers: int = 2) -> None:
+        """Decode every database and query image (scan cache reused); raise one :class:`FgrError` line
+        naming the unreadable ones.
+
+        The protocol's index lists point into ``imlist`` by position and its queries are ``qimlist``, so
+        no image can be left out as the other tracks do: the set must be whole. ``fix`` says how to get
+        it whole again (default: re-download it, or generate it again for a synthetic set).
+        """
+        bad = unreadable_images(self.db_paths + self.query_paths, workers=workers)
+        if not bad:
+            return
+        shown = ", ".join(f"{p.name} ({reason})" for p, reason in list(bad.items())[:_SHOW])
+        more = f" and {len(bad) - _SHOW} more" if len(bad) > _SHOW else ""
+        if fix is None and self.name.lower() in REFERENCE_COUNTS:
+            fix = f"re-download it with `fgr data download {self.name} --force`"
+        elif fix is None:
+            fix = f"re-download it, or generate it again with `fgr data synth {self.name} --force`"
+        raise FgrError(f"{self.name} at {self.root}: {len(bad)} image(s) cannot be read: {shown}{more}; the "
+                       f"{self.protocol} protocol's ground truth indexes every image, so none can be left out: {fix}")
 
     def missing_files(self) -> list[Path]:
         """Database then query image files that do not exist (in list order, each once)."""

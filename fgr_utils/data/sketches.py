@@ -27,8 +27,11 @@ sketches listed (:meth:`SketchSet.dropped`), so a notebook can show what it does
 label is its photo's index in that list. The release used ``os.listdir`` order, which depends on the
 file system; sorting makes labels and tie-breaks reproducible.
 
-Corrupt image files are not checked here (``fgr_utils.data.images.scan_images`` does that); names and
-folders are.
+The reader checks names and folders, not pixels. :meth:`SketchSet.without_unreadable` (what the
+notebooks load through) decodes every photo and sketch once (the scan cache of
+``fgr_utils.data.images.scan_images``) and leaves out what cannot be read: an unreadable sketch leaves
+its split; an unreadable photo leaves the gallery and its sketches become unpaired (they have no photo
+to find). The unreadable files are listed in :attr:`SketchSet.skipped`.
 """
 from __future__ import annotations
 
@@ -46,6 +49,7 @@ import numpy as np
 from PIL import Image
 
 from fgr_utils import io
+from fgr_utils.data.images import unreadable_images
 from fgr_utils.errors import DatasetMissing, FgrError
 
 __all__ = [
@@ -225,6 +229,23 @@ class _Split:
     pairs: list[tuple[Path, int]]
     dropped: list[Path]
     unpaired: list[Path]
+    skipped: list[tuple[Path, str]] = field(default_factory=list)  # unreadable files left out: (path, reason)
+
+    def without(self, bad: dict[Path, str]) -> _Split:
+        """This split without the unreadable files ``bad``; the sketches of a lost photo become unpaired."""
+        kept = [p for p in self.photos if p not in bad]
+        index = {p: i for i, p in enumerate(kept)}
+        pairs, orphans = [], []
+        for sketch, i in self.pairs:
+            if sketch in bad:
+                continue
+            if self.photos[i] in index:
+                pairs.append((sketch, index[self.photos[i]]))
+            else:
+                orphans.append(sketch)
+        skipped = [(p, bad[p]) for p in self.photos if p in bad] + [(s, bad[s]) for s, _ in self.pairs if s in bad]
+        return _Split(kept, pairs, list(self.dropped), sorted(self.unpaired + orphans, key=lambda p: p.name),
+                      self.skipped + skipped)
 
 
 def _read_split(ab: Path, split: str, single_digit: bool) -> _Split:
@@ -290,8 +311,30 @@ class SketchSet:
         return list(self._split(split).dropped)
 
     def unpaired(self, split: str) -> list[Path]:
-        """Sketch files without a photo: the name is not ``<photo>_<k>`` or no such photo is in ``<split>B``."""
+        """Sketch files without a photo: the name is not ``<photo>_<k>``, no such photo is in ``<split>B``,
+        or (after :meth:`without_unreadable`) the photo cannot be read."""
         return list(self._split(split).unpaired)
+
+    @property
+    def skipped(self) -> list[tuple[Path, str]]:
+        """Unreadable photos and sketches left out by :meth:`without_unreadable`: (path, reason), both splits."""
+        return [x for split in SPLITS for x in self._split(split).skipped]
+
+    def without_unreadable(self, workers: int = 2) -> SketchSet:
+        """This set without the images that cannot be decoded, which are listed in :attr:`skipped`.
+
+        An unreadable sketch leaves its split. An unreadable photo leaves the gallery (Acc@k ranks the
+        photos that remain) and its sketches join :meth:`unpaired`: with no photo they cannot be asked
+        for it. Gallery indices are renumbered. Sketches the single-digit filter dropped or that were
+        unpaired already are not read. The scan reuses the per-folder cache of ``scan_images``.
+        """
+        paths = [p for split in SPLITS for p in self._split(split).photos + self.sketches(split)]
+        bad = unreadable_images(paths, workers=workers)
+        if not bad:
+            return self
+        splits = {split: self._split(split).without(bad) for split in SPLITS}
+        return SketchSet(root=self.root, name=self.name, arnet_compat_single_digit=self.arnet_compat_single_digit,
+                         _splits=splits)
 
     def photos_without_sketch(self, split: str) -> list[Path]:
         """Gallery photos that no kept sketch points to (they stay in the gallery as distractors)."""
