@@ -84,12 +84,13 @@ def _synthetic_names() -> set[str]:
 
 
 def _matches(record: dict, metric: str) -> list[tuple[str, float]]:
-    """(dataset, value) of every metric of ``record`` named ``metric`` or ``<dataset>/<metric>``."""
+    """(dataset, value) of every metric of ``record`` named ``metric``, or ``<dataset>/<metric>`` where
+    ``<dataset>`` is the dataset the metric was recorded for (not ``s1/map/weighted`` for ``map/weighted``)."""
     out = []
     info = record.get("metric_info", {})
     for name, value in record.get("metrics", {}).items():
-        if name == metric or name.endswith("/" + metric) and "/" not in name[: -len(metric) - 1]:
-            dataset = info.get(name, {}).get("dataset") or (name[: -len(metric) - 1] if name != metric else "")
+        dataset = info.get(name, {}).get("dataset", "")
+        if name == metric or (dataset and name == f"{dataset}/{metric}"):
             out.append((dataset, value))
     return out
 
@@ -337,12 +338,34 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
+#: Figures larger than this are embedded in the HTML as JPEG (quality 85, at most 1400 px wide):
+#: the demo's retrieval grids are photographs of fabrics and garments, which PNG stores at up to
+#: 2 MB each. Smaller figures (plots, diagrams) keep their PNG bytes; the run folders keep the originals.
+EMBED_PNG_BYTES = 150_000
+EMBED_MAX_WIDTH = 1400
+
+
 def _image_src(path: Path) -> str:
+    """A data URL of the figure at ``path`` ("" if it cannot be read)."""
+    import io as _io
+
+    from PIL import Image
+
     try:
         data = path.read_bytes()
-    except OSError:
+        with Image.open(_io.BytesIO(data)) as im:
+            im.load()  # a torn file fails here, not in the reader's browser
+            if len(data) <= EMBED_PNG_BYTES:
+                return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+            im = im.convert("RGB")
+            if im.width > EMBED_MAX_WIDTH:
+                im = im.resize((EMBED_MAX_WIDTH, round(im.height * EMBED_MAX_WIDTH / im.width)),
+                               Image.Resampling.LANCZOS)
+            buf = _io.BytesIO()
+            im.save(buf, "JPEG", quality=85, optimize=True)
+    except OSError:  # unreadable, or not an image (PIL's UnidentifiedImageError is an OSError)
         return ""
-    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 _CSS = """body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
@@ -354,7 +377,8 @@ nav li{margin:.1em 0}"""
 
 
 def to_html(blocks: list[Any], base: Path, *, standalone: bool = True) -> str:
-    """HTML with every figure embedded (base64), so the file stands alone; ``base``: the report's folder."""
+    """HTML with every figure embedded (base64; large ones as JPEG, see :data:`EMBED_PNG_BYTES`), so the
+    file stands alone; ``base``: the report's folder."""
 
     def render(items: list[Any]) -> list[str]:
         out: list[str] = []

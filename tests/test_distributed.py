@@ -244,7 +244,7 @@ def test_torchrun_entry_trains_a_notebook_in_two_processes(isolated_dirs):
         assert read_json(run_dir / "run.json")["status"] == "complete"
         last = load_checkpoint(run_dir / "checkpoints/last.pt")
         assert last["epoch"] == 1 and (run_dir / "checkpoints/best.pt").exists()
-        assert {p.name for p in (run_dir / "figures").iterdir()} == {"training.png", "retrieval.png"}
+        assert {p.name for p in (run_dir / "figures").iterdir()} == {"diagram.png", "training.png", "retrieval.png"}
         # rank 1 executed its own copy and wrote nothing else; its fit printed no epoch line
         assert [p.relative_to(run_dir) for p in (run_dir / "rank1").rglob("*")] == [Path("rank1/20_sbir_train.ipynb")]
         rank0, rank1 = ((run_dir / p).read_text() for p in ("20_sbir_train.ipynb", "rank1/20_sbir_train.ipynb"))

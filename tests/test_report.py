@@ -38,7 +38,10 @@ def profile_runs(isolated_dirs):
             {"acc@1/best": (0.25, "sbir-garments", "Acc@k, best test epoch"),
              "acc@1/last": (0.125, "sbir-garments", "Acc@k, last epoch")}, figure=True)
     _record(runs, "smoke", "30_asfr_train", "30_asfr_train-rpf",
-            {"map/weighted": (0.5, "fashionai", "attribute MAP"), "map/macro": (0.4, "fashionai", "attribute MAP")})
+            {"map/weighted": (0.5, "fashionai", "attribute MAP"), "map/macro": (0.4, "fashionai", "attribute MAP"),
+             # parts of the method, named like a dataset prefix: never taken for the method's number
+             "region/map/weighted": (0.7, "fashionai", "attribute MAP"),
+             "s1/map/weighted": (0.6, "fashionai", "attribute MAP")})
     _record(runs, "smoke", "12_landmarks", "12_landmarks",
             {"photo-landmarks/stage1/medium/map": (0.3, "photo-landmarks", "revisited-medium"),
              "sim-revisited/stage1/medium/map": (0.2, "sim-revisited", "revisited-medium")})
@@ -160,3 +163,21 @@ def test_fgr_report_command(profile_runs, capsys):
     assert (profile_runs / "REPORT.html").stat().st_size > 1000
     assert cli.main(["report", "--profile", "nope"]) == 1
     assert capsys.readouterr().err.strip() == "fgr: unknown profile 'nope'; known: smoke, demo, paper"
+
+
+def test_large_figures_are_embedded_as_smaller_jpegs_and_broken_ones_are_named(tmp_path):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (300, 2000, 3), dtype=np.uint8)).save(tmp_path / "grid.png")
+    assert (tmp_path / "grid.png").stat().st_size > report.EMBED_PNG_BYTES
+    (tmp_path / "torn.png").write_bytes((tmp_path / "grid.png").read_bytes()[:100])
+    blocks = [report.Heading(1, "r"), report.Figure("grid", "grid.png"), report.Figure("torn", "torn.png")]
+    page = report.to_html(blocks, tmp_path)
+    src = re.search(r'<img src="data:image/jpeg;base64,([^"]+)" alt="grid">', page).group(1)
+    with Image.open(io.BytesIO(base64.b64decode(src))) as im:
+        assert im.format == "JPEG" and im.size == (report.EMBED_MAX_WIDTH, 210)  # aspect ratio kept
+    assert "<em>missing figure torn.png</em>" in page
