@@ -462,21 +462,6 @@ def browser_inputs(fs: FabricSet, split: str, rankings: Sequence[Sequence[str]],
     return {**rows, "attention": over, "load": pre.load}
 
 
-def attention_figure(fs: FabricSet, split: str, query_index: int, candidate_rows: np.ndarray, attention: np.ndarray,
-                     scores: np.ndarray, grid: tuple[int, int], pre: Preprocess, n: int = 5):
-    """The query's attention over its best-scored candidates (as the network saw them)."""
-    from fgr_utils import viz
-
-    query = fs.queries_of(split)[query_index]
-    rel = fs.relevant(query)
-    ids = fs.fabric_ids(split)
-    order = np.argsort(-scores, kind="stable")[:n]
-    images = [pre.load(fs.fabric_path(ids[candidate_rows[j]])) for j in order]
-    titles = [f"{'hit' if ids[candidate_rows[j]] in rel else 'miss'} {scores[j]:.2f}" for j in order]
-    return viz.attention_overlays(images, attention[order], grid, titles=titles, query=pre.load(query.path),
-                                  suptitle=f"query {query.query_id}: attention over its top-{n} re-ranked candidates")
-
-
 # --------------------------------------------------------------------------------------------
 # The two-stage pipeline on landmark sets (revisited Oxford/Paris, old Oxford5k/Paris6k)
 # --------------------------------------------------------------------------------------------

@@ -74,7 +74,7 @@ def test_fabric_track_smoke(isolated_dirs, capsys):
     assert s2["notes"]["switches"]["anchor_index_bug"] is False
     sizes = s2["notes"]["preprocessing"]
     assert (sizes["fabric"]["size"], sizes["query"]["size"]) == (32, 16)  # smoke: queries at print scale
-    for fig in ("stage2-training", "stage1-retrieval", "stage2-retrieval", "attention-query0", "diagram", "browser",
+    for fig in ("stage2-training", "stage1-retrieval", "stage2-retrieval", "diagram", "browser",
                 "browser-attention-q0", "browser-attention-q1"):
         assert (runs / "11_fabric_rerank/figures" / f"{fig}.png").stat().st_size > 3_000
     lm = read_json(runs / "12_landmarks/metrics.json")

@@ -245,23 +245,18 @@ class LandmarkSet:
             raise FgrError(f"{self.name} at {self.root}: " + "; ".join(problems) + hint)
         return found
 
-    def check_images(self, fix: str | None = None, workers: int = 2) -> None:
+    def check_images(self, fix: str, workers: int = 2) -> None:
         """Decode every database and query image (scan cache reused); raise one :class:`FgrError` line
-        naming the unreadable ones.
+        naming the unreadable ones and ending with ``fix`` (how to get the set whole again).
 
         The protocol's index lists point into ``imlist`` by position and its queries are ``qimlist``, so
-        no image can be left out as the other tracks do: the set must be whole. ``fix`` says how to get
-        it whole again (default: re-download it, or generate it again for a synthetic set).
+        no image can be left out as the other tracks do: the set must be whole.
         """
         bad = unreadable_images(self.db_paths + self.query_paths, workers=workers)
         if not bad:
             return
         shown = ", ".join(f"{p.name} ({reason})" for p, reason in list(bad.items())[:_SHOW])
         more = f" and {len(bad) - _SHOW} more" if len(bad) > _SHOW else ""
-        if fix is None and self.name.lower() in REFERENCE_COUNTS:
-            fix = f"re-download it with `fgr data download {self.name} --force`"
-        elif fix is None:
-            fix = f"re-download it, or generate it again with `fgr data synth {self.name} --force`"
         raise FgrError(f"{self.name} at {self.root}: {len(bad)} image(s) cannot be read: {shown}{more}; the "
                        f"{self.protocol} protocol's ground truth indexes every image, so none can be left out: {fix}")
 
