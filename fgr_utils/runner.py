@@ -434,14 +434,28 @@ class _KnownParameters(logging.Filter):
         return not (msg.startswith("Passed unknown parameter") or msg.startswith("Unable to parse line"))
 
 
+KERNEL_LOG = "kernel.log"
+
+
 @functools.lru_cache(maxsize=1)
 def _kernel_manager_class():
-    """Kernels talk over local IPC sockets: parallel runs never race for TCP ports, nothing listens."""
+    """Kernels talk over local IPC sockets: parallel runs never race for TCP ports, nothing listens.
+
+    The kernel process's own stderr (ipykernel's log lines, e.g. the interrupt it reports when it is
+    shut down after a failing cell) goes to ``<run>/kernel.log``, not the terminal: a failed run ends
+    with ``fgr``'s one line. What the cells print still reaches the executed notebook."""
     from jupyter_client.manager import AsyncKernelManager
 
     class LocalKernelManager(AsyncKernelManager):
         def __init__(self, **kwargs):
             super().__init__(transport="ipc", **kwargs)
+
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            run_dir = os.environ.get("FGR_RUN_DIR")
+            if not run_dir or "stderr" in kw:
+                return await super()._async_launch_kernel(kernel_cmd, **kw)
+            with open(Path(run_dir) / KERNEL_LOG, "ab") as log:  # the kernel keeps its own copy of the handle
+                return await super()._async_launch_kernel(kernel_cmd, stderr=log, **kw)
 
     return LocalKernelManager
 

@@ -136,6 +136,17 @@ def test_failing_cell_names_notebook_cell_and_exception(toy_home, isolated_dirs,
     assert not (run_dir / "metrics.json").exists()
 
 
+def test_the_kernel_process_stderr_goes_to_the_run_log_not_the_terminal(toy_home, isolated_dirs, capfd):
+    from conftest import TOY_PARAMS, make_notebook
+
+    make_notebook(toy_home / "notebooks" / "03_noisy.ipynb", TOY_PARAMS,
+                  ["import os\nos.write(2, b'kernel noise on fd 2\\n')", "raise ValueError('asked to fail')"])
+    assert cli.main(["run", "03_noisy", "--profile", "smoke", "--no-progress"]) == 1
+    err = capfd.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("fgr: notebook 03_noisy failed"), err
+    assert "kernel noise on fd 2" in (isolated_dirs / "runs/smoke/03_noisy" / runner.KERNEL_LOG).read_text()
+
+
 def test_bad_parameter_refused_before_anything_runs(toy_home, isolated_dirs, capsys):
     assert cli.main(["run", "01_a", "--profile", "smoke", "-p", "epochs=3"]) == 1
     err = capsys.readouterr().err
