@@ -7,7 +7,7 @@ Tests named without a file are in this file; the others already existed.
    - ``test_fit_killed_mid_epoch_resumes_to_the_uninterrupted_weights``: ``fit`` in a child process
      that stops inside a step of epoch 2 and gets SIGKILL; a second process resumes.
    - ``test_fgr_run_killed_mid_epoch_resumes_to_the_same_metrics``: ``fgr run 20_sbir_train`` (smoke,
-     triplet) killed, its kernel included, during epoch 2, then run again.
+     triplet) killed, its kernel included, inside the first step of epoch 2, then run again.
    - test_train.py ``test_resume_gives_the_same_weights_as_an_uninterrupted_run`` (in one process).
 2. Two runs with the same seed give identical ``metrics.json`` metrics:
    - ``test_same_seed_gives_identical_metrics_and_weights_on_a_training_notebook`` (20_sbir_train).
@@ -255,24 +255,53 @@ def sbir_home(tmp_path_factory):
     return base, env
 
 
+# Loaded by every Python process of the killed run (PYTHONPATH): once epoch 1's checkpoint exists, the
+# kernel's next backward pass (the first step of epoch 2) writes a marker and blocks until it is killed.
+# A smoke epoch takes a tenth of a second, so waiting on the clock instead could miss epoch 2.
+PAUSE_HOOK = """\
+import os, time
+from pathlib import Path
+
+import torch
+
+_after, _marker = Path(os.environ["PAUSE_AFTER"]), Path(os.environ["PAUSE_MARKER"])
+_backward = torch.autograd.backward
+
+
+def _pausing_backward(*args, **kwargs):
+    if _after.exists():
+        _marker.write_text(str(os.getpid()))
+        time.sleep(600)
+    return _backward(*args, **kwargs)
+
+
+torch.autograd.backward = _pausing_backward
+"""
+
+
 @pytest.mark.notebook
 @pytest.mark.skipif(not LINUX, reason="finds the kernel process through /proc")
 def test_fgr_run_killed_mid_epoch_resumes_to_the_same_metrics(sbir_home):
     base, env = sbir_home
     runs = base / "runs" / "smoke"
     killed = runs / "killed"
+    hook, marker = base / "pause_hook", base / "paused"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(PAUSE_HOOK)
+    paused_env = {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(hook), env.get("PYTHONPATH")])),
+                  "PAUSE_AFTER": str(killed / "checkpoints" / "last.pt"), "PAUSE_MARKER": str(marker)}
     log = (base / "killed.log").open("w")
     # fgr in a session of its own; jupyter_client starts the kernel (which trains) in another one
-    proc = subprocess.Popen(_fgr(*SBIR_RUN, "--name", "killed"), cwd=ROOT, env=env, stdout=log,
+    proc = subprocess.Popen(_fgr(*SBIR_RUN, "--name", "killed"), cwd=ROOT, env=paused_env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
     kernels: list[int] = []
     try:
         deadline = time.monotonic() + 300
-        while not (killed / "checkpoints" / "last.pt").exists():  # epoch 1 is over
+        while not marker.exists():  # epoch 1 is over and epoch 2's first step has begun
             assert proc.poll() is None and time.monotonic() < deadline, (base / "killed.log").read_text()
             time.sleep(0.05)
-        time.sleep(0.2)  # into epoch 2 (about 7 s on two CPU cores)
         kernels = _children(proc.pid)
+        assert int(marker.read_text()) in kernels  # the training kernel is what paused
         for pid in kernels:
             os.killpg(pid, signal.SIGKILL)  # the kernel leads its own process group
         os.killpg(proc.pid, signal.SIGKILL)
