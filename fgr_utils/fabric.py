@@ -414,10 +414,6 @@ def load_stage1(run_dir: Path) -> Stage1:
 # Figures
 # --------------------------------------------------------------------------------------------
 
-def _picks(n_total: int, n: int) -> list[int]:
-    return sorted({int(i) for i in np.linspace(0, n_total - 1, num=min(n, n_total))})
-
-
 def retrieval_rows(fs: FabricSet, split: str, rankings: Sequence[Sequence[str]], picks: Sequence[int],
                    k: int) -> dict[str, list]:
     """The queries ``picks`` of ``split``: motif paths, their top ``k`` fabric paths, whether each
@@ -437,7 +433,7 @@ def retrieval_figure(fs: FabricSet, split: str, rankings: Sequence[Sequence[str]
     """Query motifs and their top ``k`` fabrics, hits framed green and misses red."""
     from fgr_utils import viz
 
-    rows = retrieval_rows(fs, split, rankings, _picks(len(fs.queries_of(split)), n_queries), k)
+    rows = retrieval_rows(fs, split, rankings, viz.spread(len(fs.queries_of(split)), n_queries), k)
     load = pre.load if pre is not None else (lambda p: p)
     return viz.retrieval_grid([load(q) for q in rows["queries"]], [[load(p) for p in r] for r in rows["rankings"]],
                               rows["hits"], query_titles=rows["query_titles"], suptitle=title)

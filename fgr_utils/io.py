@@ -69,6 +69,12 @@ def one_line(text: BaseException | str, limit: int = 300) -> str:
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
+def few(items, n: int = 5) -> str:
+    """The first ``n`` of ``items`` for a one-line message: ``a, b, c and 4 more``."""
+    items = [str(x) for x in items]
+    return ", ".join(items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")
+
+
 def file_sha256(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
     """The sha256 hex digest of a file, read in chunks."""
     import hashlib

@@ -281,8 +281,7 @@ def build(profile: str) -> list[Any]:
             if r.get("skipped_images"):
                 skipped = r["skipped_images"]
                 blocks.append(Para(f"Skipped {len(skipped)} unreadable image(s): " +
-                                   ", ".join(f"`{s['path']}` ({s['reason']})" for s in skipped[:10]) +
-                                   (" ..." if len(skipped) > 10 else "")))
+                                   io.few((f"`{s['path']}` ({s['reason']})" for s in skipped), 10)))
             for fig in r.get("figures", []):
                 blocks.append(Figure(f"{r['run']}: {Path(fig).stem}", f"{r['run']}/{fig}"))
             blocks.append(_manifest(r))
@@ -317,8 +316,8 @@ def to_markdown(blocks: list[Any]) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-_INLINE = [(re.compile(r"`([^`]+)`"), r"<code>\1</code>"), (re.compile(r"\*\*([^*]+)\*\*"), r"<strong>\1</strong>"),
-           (re.compile(r"(?<![\w/])_([^_]+)_(?![\w/])"), r"<em>\1</em>")]
+_EMPHASIS = [(re.compile(r"\*\*([^*]+)\*\*"), r"<strong>\1</strong>"),
+             (re.compile(r"(?<![\w/])_([^_]+)_(?![\w/])"), r"<em>\1</em>")]
 
 
 def _inline(text: str) -> str:
@@ -328,7 +327,7 @@ def _inline(text: str) -> str:
         if part.startswith("`") and part.endswith("`") and len(part) > 1:
             out.append(f"<code>{part[1:-1]}</code>")
         else:
-            for pattern, repl in _INLINE[1:]:
+            for pattern, repl in _EMPHASIS:
                 part = pattern.sub(repl, part)
             out.append(part)
     return "".join(out)
@@ -403,12 +402,30 @@ def to_html(blocks: list[Any], base: Path, *, standalone: bool = True) -> str:
     toc = [b for b in blocks if isinstance(b, Heading) and b.level == 2]
     nav = ("<nav><ul>" + "".join(f'<li><a href="#{_slug(h.text)}">{_inline(h.text)}</a></li>' for h in toc)
            + "</ul></nav>") if toc else ""
-    body = render(blocks[:1]) + [nav] + render(blocks[1:])
+    body = "\n".join(render(blocks[:1]) + [nav] + render(blocks[1:]))
     if not standalone:
-        return f"<div class=\"fgr-report\"><style>{_CSS.replace('body{', '.fgr-report{')}</style>{''.join(body)}</div>"
+        return _fragment(body)
     title = html.escape(blocks[0].text.replace("`", "")) if blocks and isinstance(blocks[0], Heading) else "fgr report"
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>"
-            f"<style>{_CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+            f"<style>{_CSS}</style></head>{_BODY}" + body + f"{_END}</html>\n")
+
+
+_BODY, _END = "<body>\n", "\n</body>"
+
+
+def _fragment(body: str) -> str:
+    """``body`` as a piece of a page (a notebook's output): the report's style applies inside it only."""
+    return f"<div class=\"fgr-report\"><style>{_CSS.replace('body{', '.fgr-report{')}</style>{body}</div>"
+
+
+def embedded(page: Path) -> str:
+    """The written ``REPORT.html`` as a piece of a page, for a notebook to display: its figures are
+    taken as embedded there, not read and encoded a second time."""
+    text = page.read_text()
+    start, end = text.find(_BODY), text.rfind(_END)
+    if start < 0 or end < start:
+        raise FgrError(f"{page} is not a report written by fgr: write it again with `fgr report`")
+    return _fragment(text[start + len(_BODY):end])
 
 
 def profile_for(run, profile: str = "") -> str:

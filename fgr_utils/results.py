@@ -26,7 +26,7 @@ from typing import Any
 
 from fgr_utils import io
 from fgr_utils.errors import FgrError
-from fgr_utils.paths import notebooks_dir, project_root, runs_dir
+from fgr_utils.paths import project_root, runs_dir
 
 UNITS = ("fraction", "count", "seconds", "ratio", "value")
 _VERSIONED = ("torch", "torchvision", "timm", "faiss-cpu", "numpy", "scipy", "scikit-learn", "scikit-image",

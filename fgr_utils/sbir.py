@@ -328,9 +328,7 @@ def retrieval_figure(model, sketches, inputs: SbirInputs, *, n_queries: int = 4,
     from fgr_utils import viz
 
     q, g, true = embeddings(model, sketches, "test", inputs, device=device)
-    n = len(sketches.pairs("test"))
-    picks = sorted({int(i) for i in np.linspace(0, n - 1, num=min(n_queries, n))})
-    rows = retrieval_rows(q, g, true, sketches, picks, k)
+    rows = retrieval_rows(q, g, true, sketches, viz.spread(len(q), n_queries), k)
     return viz.retrieval_grid(rows["queries"], rows["rankings"], rows["hits"], query_titles=rows["query_titles"],
                               suptitle=title)
 

@@ -88,6 +88,14 @@ def training_curves(history: Sequence[dict], keys: Sequence[str], *, title: str 
     return fig
 
 
+def spread(n_total: int, n: int) -> list[int]:
+    """``n`` indices spread evenly over ``range(n_total)``, first and last included: which queries a
+    figure shows, so that it does not show only the first few."""
+    import numpy as np
+
+    return sorted({int(i) for i in np.linspace(0, n_total - 1, num=min(n, n_total))})
+
+
 def retrieval_grid(queries: Sequence[Any], results: Sequence[Sequence[Any]], hits: Sequence[Sequence[bool]], *,
                    query_titles: Sequence[str] | None = None, cell: float = 1.3, suptitle: str | None = None):
     """One row per query: the query (blue frame) then its ranked results, hits green, misses red."""

@@ -70,7 +70,7 @@ def test_static_figures_show_the_given_rankings_and_hits():
     b = browser.retrieval_browser(queries, rankings, hits, query_titles=titles, attention=_attention, k=3,
                                   static_queries=2, save=lambda fig, name: saved.setdefault(name, fig),
                                   interactive=False)
-    assert list(saved) == ["browser", "browser-attention-q0", "browser-attention-q1"]
+    assert list(saved) == list(b.figures) == ["browser", "browser-attention-q0", "browser-attention-q1"]
     grid = saved["browser"].axes
     assert len(grid) == 2 * (3 + 1)  # two queries, each followed by its top 3
     assert _titles(saved["browser"]) == ["motif 0", "1", "2", "3", "motif 1", "1", "2", "3"]

@@ -126,6 +126,19 @@ def test_report_markdown_and_html_hold_the_same_content(profile_runs):
     assert page.count("<h3") == md.count("\n### ") + md.startswith("### ")
 
 
+def test_a_notebook_shows_the_written_page_as_it_is(profile_runs, tmp_path):
+    md, page = report.write_report("smoke")
+    shown = report.embedded(page)
+    again = report.to_html(report.build("smoke"), profile_runs, standalone=False)
+    written = re.compile(r"report written [0-9-]+ [0-9:]+")  # the minute may turn between the two
+    assert written.sub("", shown) == written.sub("", again) and written.search(shown)
+    assert shown.startswith('<div class="fgr-report"><style>.fgr-report{') and "<body" not in shown
+    assert shown.count("data:image/png;base64,") == 1  # the figure as embedded in the page
+    (tmp_path / "other.html").write_text("<p>not a report</p>")
+    with pytest.raises(FgrError, match="not a report written by fgr: write it again with `fgr report`"):
+        report.embedded(tmp_path / "other.html")
+
+
 def test_markup_is_escaped_in_html():
     blocks = [report.Heading(1, "r"), report.Para("a <b> & `x<y>` **bold** _it_ snake_case_name"),
               report.Table(["h"], [["<td>"]])]

@@ -98,11 +98,6 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def _few(items: list[str], n: int = 5) -> str:
-    shown = ", ".join(items[:n])
-    return shown + (f" and {len(items) - n} more" if len(items) > n else "")
-
-
 # --------------------------------------------------------------------------------------------
 # HTTP
 # --------------------------------------------------------------------------------------------
@@ -498,7 +493,7 @@ def safe_extract(archive: str | os.PathLike, target_dir: str | os.PathLike) -> l
         _merge_plan(tmp, target, moves, clashes)
         if clashes:
             raise FgrError(f"cannot extract {archive.name} into {target}: {len(clashes)} path(s) already exist "
-                           f"with other content ({_few(clashes)}); nothing was extracted")
+                           f"with other content ({io.few(clashes)}); nothing was extracted")
         for s, d in moves:
             shutil.move(str(s), str(d))
     finally:
@@ -646,7 +641,7 @@ def _flatten_into(tree: Path, dest: Path, archive: registry.Archive) -> None:
             else:
                 found[fname] = p
     if clashes:
-        raise FgrError(f"cannot flatten {archive.name} into {dest.name}/: file names clash ({_few(clashes, 3)})")
+        raise FgrError(f"cannot flatten {archive.name} into {dest.name}/: file names clash ({io.few(clashes, 3)})")
     dest.mkdir(parents=True, exist_ok=True)
     for fname, p in sorted(found.items()):
         shutil.move(str(p), str(dest / fname))
@@ -918,9 +913,9 @@ def verify_dataset(name_or_spec: str | registry.DatasetSpec) -> registry.VerifyR
         elif not p.exists():
             changed.append(f"{rel} (broken link to {link.get('target')})")
     if missing:
-        report.problems.append(f"{len(missing)} file(s) of the manifest are missing: {_few(missing)}")
+        report.problems.append(f"{len(missing)} file(s) of the manifest are missing: {io.few(missing)}")
     if changed:
-        report.problems.append(f"{len(changed)} file(s) changed since download: {_few(changed)}")
+        report.problems.append(f"{len(changed)} file(s) changed since download: {io.few(changed)}")
     return report
 
 

@@ -334,9 +334,8 @@ class FabricSet:
         missing = self.missing_files()
         if missing:
             total = len(self.paths())
-            shown = ", ".join(_rel(p, self.root) for p in missing[:_SHOW])
-            more = f" and {len(missing) - _SHOW} more" if len(missing) > _SHOW else ""
-            raise FgrError(f"{len(missing)} of {total} files listed for {self.root} are missing: {shown}{more} "
+            shown = io.few((_rel(p, self.root) for p in missing), _SHOW)
+            raise FgrError(f"{len(missing)} of {total} files listed for {self.root} are missing: {shown} "
                            "(pass check_files=False to load anyway)")
 
     def check_images(self, workers: int = 2) -> ScanResult:
@@ -864,7 +863,7 @@ class _Converter:
             queries.append(QueryRecord(qid, path, "test", qid, cat, tuple(dict.fromkeys(rel or ())), cls_key))
             motifs.setdefault(qid, MotifRecord(qid, path, cat, "test"))
         if no_gt:
-            shown = ", ".join(no_gt[:_SHOW]) + (f" and {len(no_gt) - _SHOW} more" if len(no_gt) > _SHOW else "")
+            shown = io.few(no_gt, _SHOW)
             self.note(f"{len(no_gt)} test quer{'y has' if len(no_gt) == 1 else 'ies have'} no ground truth "
                       f"(class not a column of {TEST_FILES[0]}, or an empty column): {shown}")
         return queries

@@ -53,7 +53,6 @@ REFERENCE_COUNTS: dict[str, dict[str, tuple[int, ...]]] = {
 }
 
 _INDEX_KEYS = ("ok", "easy", "hard", "junk")
-_SHOW = 5  # how many file names an error line shows
 
 
 def preprocessing(imsize: int | None = 1024, crop: bool = True) -> dict[str, Any]:
@@ -237,9 +236,8 @@ class LandmarkSet:
             missing = self.missing_files()
             found["missing"] = len(missing)
             if missing:
-                shown = ", ".join(p.name for p in missing[:5])
-                more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-                problems.append(f"{len(missing)} image file(s) missing under {self.root / 'jpg'}: {shown}{more}")
+                problems.append(f"{len(missing)} image file(s) missing under {self.root / 'jpg'}: "
+                                f"{io.few(p.name for p in missing)}")
         if problems:
             hint = f" (re-run `fgr data download {self.name}`)" if self.name.lower() in REFERENCE_COUNTS else ""
             raise FgrError(f"{self.name} at {self.root}: " + "; ".join(problems) + hint)
@@ -255,9 +253,8 @@ class LandmarkSet:
         bad = unreadable_images(self.db_paths + self.query_paths, workers=workers)
         if not bad:
             return
-        shown = ", ".join(f"{p.name} ({reason})" for p, reason in list(bad.items())[:_SHOW])
-        more = f" and {len(bad) - _SHOW} more" if len(bad) > _SHOW else ""
-        raise FgrError(f"{self.name} at {self.root}: {len(bad)} image(s) cannot be read: {shown}{more}; the "
+        shown = io.few(f"{p.name} ({reason})" for p, reason in bad.items())
+        raise FgrError(f"{self.name} at {self.root}: {len(bad)} image(s) cannot be read: {shown}; the "
                        f"{self.protocol} protocol's ground truth indexes every image, so none can be left out: {fix}")
 
     def missing_files(self) -> list[Path]:

@@ -84,11 +84,6 @@ _SEARCH_DEPTH = 6  # how far below ``root`` to look for the A/B folder or a coor
 _SHOW = 6  # how many found paths an error message lists
 
 
-def _few(items: list[str], n: int = _SHOW) -> str:
-    shown = ", ".join(items[:n])
-    return shown + (f" and {len(items) - n} more" if len(items) > n else "")
-
-
 def _rel(p: Path, base: Path) -> str:
     try:
         rel = p.relative_to(base).as_posix()
@@ -149,7 +144,7 @@ def _listing(root: Path) -> str:
         seen += [f"{_rel(here / n, root)}/" for n in names]
         if depth == 0:
             seen += sorted(p.name for p in here.iterdir() if p.is_file() and not p.name.startswith("."))
-    return _few(seen) if seen else "nothing"
+    return io.few(seen, _SHOW) if seen else "nothing"
 
 
 def find_ab_root(root: str | os.PathLike, name: str | None = None) -> Path:
@@ -195,7 +190,7 @@ def find_ab_root(root: str | os.PathLike, name: str | None = None) -> Path:
             full = [c for c in full if c[1] == top]
             if len(full) > 1:
                 raise FgrError(f"{len(full)} A/B folders called {prefer} under {root} "
-                               f"({_few([_rel(p, root) for p, _, _ in full])}); point root at the one to use")
+                               f"({io.few([_rel(p, root) for p, _, _ in full], _SHOW)}); point root at the one to use")
             return full[0][0]
     if len(complete) == 1:
         if name is not None:
@@ -204,9 +199,9 @@ def find_ab_root(root: str | os.PathLike, name: str | None = None) -> Path:
         return complete[0][0]
     if len(complete) > 1:
         if name is not None:
-            raise FgrError(f"no A/B folder called {name} under {root}; found {_few(names)}: pass the name of one "
+            raise FgrError(f"no A/B folder called {name} under {root}; found {io.few(names, _SHOW)}: pass the name of one "
                            "of them")
-        raise FgrError(f"{len(complete)} A/B folders under {root} ({_few(names)}); pass name= to choose one, "
+        raise FgrError(f"{len(complete)} A/B folders under {root} ({io.few(names, _SHOW)}); pass name= to choose one, "
                        "e.g. name='ShoeV2'")
     shallowest = min(found, key=lambda c: (c[1], str(c[0])))
     raise _incomplete(shallowest[0], shallowest[2], root)
@@ -547,7 +542,7 @@ def _parse_keys(data: dict[str, Any], path: Path) -> list[tuple[str, str, str, A
         seen[split, stem] = key
         rows.append((split, photo, stem, data[key]))
     if bad:
-        raise FgrError(f"{path}: {len(bad)} key(s) are not '/train/<id>_<k>' or '/test/<id>_<k>' ({_few(bad, 3)}); "
+        raise FgrError(f"{path}: {len(bad)} key(s) are not '/train/<id>_<k>' or '/test/<id>_<k>' ({io.few(bad, 3)}); "
                        "is it a <Name>_Coordinate file?")
     return rows
 
@@ -651,7 +646,7 @@ def _find_coordinate_file(tree: Path, name: str) -> Path | None:
     top = min(d for d, _ in found)
     best = [p for d, p in found if d == top]
     if len(best) > 1:
-        raise FgrError(f"{len(best)} {name}_Coordinate files under {tree} ({_few([_rel(p, tree) for p in best])}); "
+        raise FgrError(f"{len(best)} {name}_Coordinate files under {tree} ({io.few([_rel(p, tree) for p in best], _SHOW)}); "
                        "keep one")
     return best[0]
 
@@ -664,7 +659,7 @@ def _find_photo_dir(tree: Path, pickle_path: Path, name: str) -> Path | None:
     found = [here / d for here, _depth, names in _walk(tree) for d in names
              if d.lower() in ("photo", "photos") and any(part.lower() == name.lower() for part in here.relative_to(tree).parts)]
     if len(found) > 1:
-        raise FgrError(f"{len(found)} photo folders for {name} under {tree} ({_few([_rel(p, tree) for p in found])}); "
+        raise FgrError(f"{len(found)} photo folders for {name} under {tree} ({io.few([_rel(p, tree) for p in found], _SHOW)}); "
                        "keep one")
     return found[0] if found else None
 
