@@ -18,10 +18,15 @@ from typing import Callable
 import numpy as np
 import torch
 
-from fgr_utils import fabric, runner
+from fgr_utils import runner
 from fgr_utils.embed import extract, extract_loop
 from fgr_utils.errors import FgrError
-from fgr_utils.paths import runs_dir
+from fgr_utils.index import build_index, recall_at_k
+from fgr_utils.metrics import returned_list_metrics
+from fgr_utils.results import RunRecord
+from fgr_utils.search import open_run
+from fgr_utils.serve import create_app, running
+from fgr_utils.tracks import fabric
 
 
 def _params(profile: str, notebook: str) -> dict:
@@ -36,22 +41,21 @@ def _timed(fn: Callable[[], object]) -> tuple[float, object]:
 
 
 def _load_weights(model: torch.nn.Module, profile: str, run_name: str, say: Callable[[str], None]) -> None:
-    ckpt = runs_dir() / profile / run_name / "checkpoints" / "best.pt"
-    state = torch.load(ckpt, map_location="cpu", weights_only=False) if ckpt.exists() else None
-    if state is not None:
-        model.load_state_dict(state["model"])
-        say(f"weights: {ckpt}")
-    else:
-        say(f"weights: random initialisation (no {ckpt}; speed does not depend on the weights)")
+    """The finished run's selected weights (its best epoch) when it exists, else the random ones."""
+    try:
+        run = RunRecord.find(run_name, profile)
+        model.load_state_dict(run.checkpoint()["model"])
+        say(f"weights: {run.checkpoint_path()}")
+    except FgrError as e:
+        say(f"weights: random initialisation ({e}; speed does not depend on the weights)")
 
 
 def _setup(profile: str, notebook: str, build: Callable[[dict], torch.nn.Module], say):
     """The profile's dataset (from the stage-1 parameters), the notebook's inputs and model."""
     data = _params(profile, "10_fabric_global")
     p = _params(profile, notebook)
-    fs, _ = fabric.load_dataset(data["dataset"], data["size"], data["data_seed"])
-    inputs = fabric.fabric_inputs(p["img_size"], p["query_size"], resize=p["resize"],
-                                  rgba_background=p["rgba_background"])
+    fs = fabric.load_dataset(data["dataset"], data["size"], data["data_seed"]).items
+    inputs = fabric.inputs_from_params(p)
     torch.manual_seed(0)
     model = build(p).eval()
     _load_weights(model, profile, notebook, say)
@@ -59,8 +63,7 @@ def _setup(profile: str, notebook: str, build: Callable[[dict], torch.nn.Module]
 
 
 def bench_rerank(profile: str = "demo", queries: int = 10, shortlist: int = 100, say=print) -> float:
-    p2, fs, inputs, model = _setup(profile, "11_fabric_rerank",
-                                lambda p: fabric.build_qga(p["backbone"], img_size=p["img_size"], heads=p["heads"]), say)
+    p2, fs, inputs, model = _setup(profile, "11_fabric_rerank", lambda p: fabric.qga_from_params(p, trained=True), say)
     db_paths, q_paths = fs.fabric_paths("test"), fs.query_paths("test")[:queries]
     k = min(shortlist, len(db_paths))
     rng = np.random.default_rng(0)
@@ -103,8 +106,8 @@ def bench_rerank(profile: str = "demo", queries: int = 10, shortlist: int = 100,
 
 
 def bench_extract(profile: str = "demo", images: int = 256, batch_size: int = 4, say=print) -> float:
-    p1, fs, inputs, model = _setup(profile, "10_fabric_global",
-                                lambda p: fabric.build_global(p["backbone"], img_size=p["img_size"]), say)
+    p1, fs, inputs, model = _setup(profile, "10_fabric_global", lambda p: fabric.global_from_params(p, trained=True),
+                                   say)
     paths = (fs.fabric_paths("train") + fs.fabric_paths("test"))[:images]
     say(f"profile {profile}: {p1['backbone']} at {p1['img_size']} px, {len(paths)} fabric images, "
         f"batch {batch_size}, torch threads {torch.get_num_threads()}")
@@ -182,8 +185,6 @@ def bench_run(run_dir, k: int = 10, say=print) -> tuple[list[dict], tuple[str, .
     e.g. per attribute): next to speed and recall@k, the track's metric (attribute MAP, mAP, Acc@k)
     computed from what each index returns for a full-depth search, unreturned items counting as
     misses (``asfr_rpf_agman.md`` §6 rule 8). Returns the rows and the metric names."""
-    from fgr_utils.search import open_run
-
     searcher = open_run(run_dir)
     sets = searcher.bench_sets()
     n = max(len(b.database) for b in sets)
@@ -221,9 +222,6 @@ def _bench_configs(groups: list[tuple[np.ndarray, np.ndarray, list | None]], n: 
     (exact) configuration, and with ``relevant`` the track metrics of a full-depth search.
     A configuration the sizes do not allow (e.g. PQ codebooks on a few hundred vectors) is skipped
     with its reason."""
-    from fgr_utils.index import build_index, recall_at_k
-    from fgr_utils.metrics import returned_list_metrics
-
     rows: list[dict] = []
     truth: list[np.ndarray] = []
     built: dict[tuple, list] = {}
@@ -295,10 +293,7 @@ def bench_serve(run_dir, requests: int = 500, concurrency: int = 8, k: int = 10,
     two). Ends with ``serve p50 <ms> p95 <ms> errors <n>`` (client-side latency)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    import httpx
-
-    from fgr_utils.search import open_run
-    from fgr_utils.serve import create_app, running
+    import httpx  # the [serve] extra
 
     searcher = open_run(run_dir)
     bodies = [(searcher.root / p).read_bytes() for p in searcher.collection.paths[:32]]
@@ -332,3 +327,25 @@ def bench_serve(run_dir, requests: int = 500, concurrency: int = 8, k: int = 10,
     say(f"{searcher.run_dir.name}: {requests} requests, {concurrency} concurrent, {out['throughput_rps']:.1f} req/s")
     say(f"serve p50 {out['p50_ms']:.1f} p95 {out['p95_ms']:.1f} errors {out['errors']}")
     return out
+
+
+def main(args) -> int:
+    """``fgr bench rerank | extract | index | serve`` (the parsed arguments of :mod:`fgr_utils.cli`)."""
+    if args.what == "index":
+        if args.run:
+            bench_run(RunRecord.locate(args.run, args.profile))
+        else:
+            bench_index(args.n, args.dim, queries=args.queries or 1000)
+        return 0
+    if args.what == "serve":
+        if not args.run:
+            raise FgrError("fgr bench serve needs --run RUN_DIR (a finished 10/11/20/30 run)")
+        res = bench_serve(RunRecord.locate(args.run, args.profile), requests=args.requests,
+                          concurrency=args.concurrency)
+        return 0 if res["errors"] == 0 else 1
+    runner.check_profile(args.profile)
+    if args.what == "rerank":
+        bench_rerank(args.profile, queries=args.queries or 10)
+    elif args.what == "extract":
+        bench_extract(args.profile, images=args.images)
+    return 0

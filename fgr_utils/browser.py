@@ -18,6 +18,7 @@ import numbers
 import os
 from typing import Any, Callable, Sequence
 
+from fgr_utils import viz
 from fgr_utils.errors import FgrError
 
 Heatmap = Any  # a 2-D array (one weight per cell of the feature grid), or None for "no map here"
@@ -75,8 +76,6 @@ class Browser:
 
     def results_figure(self, indices: Sequence[int], k: int):
         """The ranked results of the queries ``indices``, one row each (``viz.retrieval_grid``)."""
-        from fgr_utils import viz
-
         k = _check_k(k)
         rows = [[self.load(item) for item in self.rankings[i][:k]] for i in indices]
         return viz.retrieval_grid([self.load(self.queries[i]) for i in indices], rows,
@@ -86,8 +85,6 @@ class Browser:
     def attention_figure(self, index: int, k: int):
         """The query and its top ``k`` results with their attention maps (``viz.attention_overlays``);
         None when the track gives no map for any of them."""
-        from fgr_utils import viz
-
         k = _check_k(k)
         results = self.rankings[index][:k]
         maps = [self._map(self.query_attention, index)] if self.query_attention is not None else [None]
@@ -261,8 +258,6 @@ def _pil(item):
     """A PIL image: ``viz.attention_overlays`` sizes the heatmap by the image's width and height."""
     import numpy as np
     from PIL import Image
-
-    from fgr_utils import viz
 
     img = viz._as_image(item)
     return Image.fromarray(np.asarray(img)) if isinstance(img, np.ndarray) else img

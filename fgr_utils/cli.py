@@ -1,12 +1,19 @@
-"""The ``fgr`` command: list, run, reproduce, results, report, data, serve, bench."""
+"""The ``fgr`` command: list, run, reproduce, results, report, data, serve, bench.
+
+``fgr serve`` and ``fgr bench`` need torch and the tracks' models; their implementations
+(``fgr_utils.serve.main``, ``fgr_utils.bench.main``) are named here as ``module:function`` and
+imported when the command runs, so that the other commands start without importing torch.
+"""
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 import time
-from pathlib import Path
 
+from fgr_utils import report, results, runner
+from fgr_utils.data import download, registry, synth
 from fgr_utils.errors import FgrError
 
 
@@ -22,14 +29,10 @@ def _table(rows: list[list[str]], indent: str = "  ") -> str:
 
 
 def _datasets_table() -> str:
-    from fgr_utils.data.registry import catalogue
-
-    return _table([[r["name"], r["status"], r["source"].split(" ")[0], r["title"]] for r in catalogue()])
+    return _table([[r["name"], r["status"], r["source"].split(" ")[0], r["title"]] for r in registry.catalogue()])
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from fgr_utils import runner
-
     print("Notebooks")
     print(_table([[nb.stem, nb.track, nb.purpose] for nb in runner.list_notebooks()]) or "  (none)")
     print("\nProfiles")
@@ -50,8 +53,6 @@ def parse_overrides(items: list[str]) -> dict[str, str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from fgr_utils import runner
-
     nb = runner.find_notebook(args.notebook)
     runs = runner.plan_runs(nb, args.profile, parse_overrides(args.param or []), args.variant, args.name)
     runner.assign_fingerprints(runs)
@@ -63,8 +64,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from fgr_utils import report, runner
-
     t0 = time.perf_counter()
     summary = runner.reproduce(args.profile, args.track, args.force, progress=not args.no_progress)
     report.write_reproduction_record(args.profile, summary, time.perf_counter() - t0, args.track)
@@ -75,8 +74,6 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def cmd_results(args: argparse.Namespace) -> int:
-    from fgr_utils import results, runner
-
     runner.check_profile(args.profile)
     rows = results.results(args.profile)
     if args.json:
@@ -97,8 +94,6 @@ def cmd_results(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from fgr_utils import report, runner
-
     runner.check_profile(args.profile)
     md, page = report.write_report(args.profile)
     print(f"report: {md} and {page.name}")
@@ -106,8 +101,6 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from fgr_utils.data import registry, synth
-
     if args.data_cmd == "list":
         print(_datasets_table())
         return 0
@@ -118,10 +111,7 @@ def cmd_data(args: argparse.Namespace) -> int:
         counts = ", ".join(f"{k} {v}" for k, v in manifest.get("counts", {}).items())
         print(f"{args.name} ({args.size}, seed {args.seed}) at {root}: {counts} [{time.perf_counter() - t0:.1f} s]")
         return 0
-    from fgr_utils.data import download
-
     name = args.name
-    synth._load_builtin()
     if name in synth.GENERATORS and name not in registry.DATASETS:
         made = synth.generated(name)
         if args.data_cmd == "download":
@@ -150,49 +140,10 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
-    from fgr_utils import bench, runner
-
-    if args.what == "index":
-        if args.run:
-            bench.bench_run(_run_dir(args.run, args.profile))
-        else:
-            bench.bench_index(args.n, args.dim, queries=args.queries or 1000)
-        return 0
-    if args.what == "serve":
-        if not args.run:
-            raise FgrError("fgr bench serve needs --run RUN_DIR (a finished 10/11/20/30 run)")
-        res = bench.bench_serve(_run_dir(args.run, args.profile), requests=args.requests,
-                                concurrency=args.concurrency)
-        return 0 if res["errors"] == 0 else 1
-    runner.check_profile(args.profile)
-    if args.what == "rerank":
-        bench.bench_rerank(args.profile, queries=args.queries or 10)
-    elif args.what == "extract":
-        bench.bench_extract(args.profile, images=args.images)
-    return 0
-
-
-def _run_dir(given: str, profile: str) -> Path:
-    """A run folder given as a path, or as a run name of ``profile`` (e.g. 30_asfr_train-asen_v2)."""
-    from fgr_utils.results import find_run
-
-    path = Path(given)
-    return path if path.is_dir() else find_run(given, profile)
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    try:
-        from fgr_utils import serve
-        import fastapi, uvicorn  # noqa: F401,E401 - the [serve] extra
-    except ImportError as e:
-        raise FgrError(f"fgr serve needs the [serve] extra ({e.name} is missing): pip install -e '.[serve]'") from None
-    if args.max_upload_mb <= 0:
-        raise FgrError(f"--max-upload-mb must be positive, got {args.max_upload_mb}")
-    serve.serve(_run_dir(args.run_dir, args.profile), host=args.host, port=args.port, index_kind=args.index,
-                max_upload_bytes=int(args.max_upload_mb * 2**20), max_attributes=args.max_attributes,
-                device=args.device)
-    return 0
+def _command(target: str):
+    """The function ``module:function`` that implements a command needing torch."""
+    module, _, function = target.partition(":")
+    return getattr(importlib.import_module(module), function)
 
 
 def add_run_arguments(r: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -259,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--max-upload-mb", type=float, default=10.0, help="largest accepted upload (default: 10)")
     sv.add_argument("--max-attributes", type=int, default=None, help="most attributes per query (default: all)")
     sv.add_argument("--device", default="cpu")
-    sv.set_defaults(func=cmd_serve)
+    sv.set_defaults(func="fgr_utils.serve:main")
 
     b = sub.add_parser("bench", help="speed measurements (print their figures)")
     b.add_argument("what", choices=["rerank", "extract", "index", "serve"])
@@ -271,14 +222,14 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--n", type=int, default=1_000_000, help="index: vectors in the collection")
     b.add_argument("--dim", type=int, default=256, help="index: their dimension")
     b.add_argument("--images", type=int, default=256, help="extract: images timed")
-    b.set_defaults(func=cmd_bench)
+    b.set_defaults(func="fgr_utils.bench:main")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        return (_command(args.func) if isinstance(args.func, str) else args.func)(args)
     except FgrError as e:
         print(f"fgr: {e}", file=sys.stderr)
         return 1

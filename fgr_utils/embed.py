@@ -71,9 +71,8 @@ def extract(model: nn.Module, paths: Sequence[Any], preprocess: Callable, *,
     ``preprocess(item)`` turns each entry into a tensor, so without a cache the entries may be any
     items (e.g. query indices whose images are cropped first); the cache needs file paths.
 
-    The default batch of 4 is the fastest measured on a 2-core CPU for the demo backbone at 256 px
-    (per image: 21.6 ms at batch 1, 20.5 ms at 4, 35.9 ms at 16: its depthwise convolutions fall out
-    of cache at larger batches); on a GPU pass a larger one.
+    The default batch of 4 suits the demo backbone's depthwise convolutions on a CPU (larger
+    batches fall out of cache); on a GPU pass a larger one.
     """
     if not paths:
         raise ValueError("extract() needs at least one path")
@@ -133,41 +132,44 @@ def extract_loop(model: nn.Module, paths: Sequence[str | os.PathLike], preproces
 
 
 class StemCache:
-    """The frozen stem's feature maps of a set of images, computed once, for fast training.
+    """A frozen network's outputs for a set of inputs, computed once and kept in memory as float16.
 
-    With a backbone whose lower part is a frozen pretrained network, that part's output for an image
-    never changes during training; computing it once per image *view* makes an epoch cost only the
-    trainable blocks. View 0 is the image, view 1 its mirror image, and views 2, 3, ... come from
-    ``augment(path, rng)`` (seeded per image and view). Training then draws one of the views per use,
-    so augmentation is limited to that fixed set. Features are kept in memory as float16.
+    With a backbone whose lower part is a frozen pretrained network, that part's output for an input
+    never changes during training: computing it once makes an epoch cost only the trainable layers.
+    Rows are keyed by whatever names an input: ``(view, path)`` for the image and its mirror or
+    augmented draws, an image index, ``(image, box)`` for a crop. :meth:`fill` computes the keys not
+    held yet through :func:`extract` (batched, eval mode, no gradients; kept on disk under
+    ``cache_dir`` when the inputs are files), so every track's stem cache is this one.
     """
 
-    def __init__(self, backbone, paths: Sequence[str | os.PathLike], preprocess: Callable, *, views: int = 2,
-                 augment: Callable | None = None, seed: int = 0, batch_size: int = 4, device: str = "cpu",
-                 progress: bool = True):
-        from tqdm.auto import tqdm
+    def __init__(self, module: nn.Module, encode: Callable[[nn.Module, torch.Tensor], torch.Tensor], *,
+                 device: str = "cpu"):
+        self.module, self.encode, self.device = module, encode, device
+        self._rows: dict[Any, torch.Tensor] = {}
 
-        if views > 2 and augment is None:
-            raise ValueError("views beyond the image and its mirror need an augment function")
-        self.index = {str(p): i for i, p in enumerate(dict.fromkeys(str(p) for p in paths))}
-        unique = list(self.index)
-        self.features: list[torch.Tensor] = []
-        for view in range(views):
-            if view < 2:
-                make = preprocess
-            else:
-                def make(p, view=view):
-                    return augment(p, np.random.default_rng((seed, view, self.index[str(p)])))
-            rows = []
-            for batch in tqdm(loader(_Paths(unique, make), batch_size), desc=f"stem features, view {view}",
-                              disable=not progress, leave=False):
-                batch = batch.flip(-1) if view == 1 else batch
-                rows.append(backbone.stem_features(batch.to(device)).to(torch.float16).cpu())
-            self.features.append(torch.cat(rows))
+    def __contains__(self, key: Any) -> bool:
+        return key in self._rows
 
-    def __call__(self, path: str | os.PathLike, rng: np.random.Generator | None = None,
-                 view: int | None = None) -> torch.Tensor:
-        """The cached features of one view of ``path`` (a random one when ``rng`` is given)."""
-        if view is None:
-            view = int(rng.integers(len(self.features))) if rng is not None else 0
-        return self.features[view][self.index[str(path)]].float()
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def fill(self, keys: Sequence[Any], items: Sequence[Any], preprocess: Callable, *, batch_size: int | None = None,
+             cache_dir: str | Path | None = None, name: str = "stem", progress: bool = False) -> int:
+        """Compute the rows of ``keys`` not held yet (``preprocess(item)`` is the network input of the
+        key's ``item``), in batches of ``batch_size`` (default: all at once); returns how many were computed."""
+        todo = {k: it for k, it in zip(keys, items) if k not in self._rows}
+        if not todo:
+            return 0
+        rows = extract(self.module, list(todo.values()), preprocess, encode=self.encode,
+                       batch_size=batch_size or len(todo), device=self.device, cache_dir=cache_dir, name=name,
+                       dtype="float16", progress=progress)
+        self._rows.update(zip(todo, torch.from_numpy(np.array(rows))))
+        return len(todo)
+
+    def __getitem__(self, key: Any) -> torch.Tensor:
+        """The row of ``key`` as float32."""
+        return self._rows[key].float()
+
+    def stack(self, keys: Sequence[Any]) -> torch.Tensor:
+        """The rows of ``keys`` stacked (float32)."""
+        return torch.stack([self._rows[k].float() for k in keys])

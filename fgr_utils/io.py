@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -61,6 +62,22 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, os.PathLike):
         return os.fspath(obj)
     raise TypeError(f"cannot store {type(obj).__name__} in JSON")
+
+
+def json_lines(items, indent: str = "") -> str:
+    """A JSON list with one compact item per line, indented by ``indent`` (files that diff and grep well)."""
+    if not items:
+        return "[]"
+    body = (",\n" + indent + " ").join(json.dumps(x, separators=(",", ":")) for x in items)
+    return "[\n" + indent + " " + body + "\n" + indent + "]"
+
+
+def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Hard-link ``src`` to ``dst`` (one file system: no extra space), else copy it."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
 
 
 def one_line(text: BaseException | str, limit: int = 300) -> str:

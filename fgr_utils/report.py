@@ -20,9 +20,11 @@ from typing import Any
 import yaml
 
 from fgr_utils import io
+from fgr_utils.data import registry
 from fgr_utils.errors import FgrError
 from fgr_utils.paths import PACKAGE_DIR, runs_dir
 from fgr_utils.results import format_value, load_records
+from fgr_utils.runner import TRACK_ORDER, check_profile, list_notebooks
 
 PUBLISHED = PACKAGE_DIR / "published.yaml"
 REPRODUCE_RECORD = "reproduce.json"
@@ -77,10 +79,7 @@ def published(track: str | None = None) -> dict[str, list[dict]]:
 
 
 def _synthetic_names() -> set[str]:
-    from fgr_utils.data import synth
-
-    synth._load_builtin()
-    return set(synth.GENERATORS)
+    return set(registry.names(synthetic=True))
 
 
 def _matches(record: dict, metric: str) -> list[tuple[str, float]]:
@@ -169,8 +168,6 @@ def show_comparisons(track: str, records: list[dict]):
 # --------------------------------------------------------------------------------------------
 
 def _notebooks() -> dict[str, Any]:
-    from fgr_utils.runner import list_notebooks
-
     try:
         return {nb.stem: nb for nb in list_notebooks()}
     except FgrError:
@@ -235,7 +232,6 @@ def _metric_tables(r: dict) -> list[Any]:
 
 def build(profile: str) -> list[Any]:
     """The report of ``profile`` as blocks."""
-    from fgr_utils.runner import TRACK_ORDER
 
     notebooks = _notebooks()
     records = _records(profile, notebooks)
@@ -430,8 +426,6 @@ def embedded(page: Path) -> str:
 
 def profile_for(run, profile: str = "") -> str:
     """The profile a report notebook shows: ``profile`` if given, else the run's (JupyterLab: demo)."""
-    from fgr_utils.runner import check_profile
-
     target = profile or (run.profile if run.profile != "interactive" else "demo")
     check_profile(target)
     return target

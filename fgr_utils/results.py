@@ -1,4 +1,5 @@
-"""What a run records (``metrics.json``) and how runs are collected (the report: ``fgr_utils.report``).
+"""The run record: what a notebook execution writes (:class:`Run`) and how a finished run is read
+back (:class:`RunRecord`), by every consumer of a run folder.
 
 A notebook opens its record in its second cell and closes it in its last::
 
@@ -9,9 +10,15 @@ A notebook opens its record in its second cell and closes it in its last::
 
 Every metric carries its protocol, dataset and split (the report never mixes protocols in one
 table). Values with ``unit="fraction"`` must lie in [0, 1]; the report shows them as percentages.
+
+A finished run is opened with ``RunRecord.find(name, profile)`` (or ``RunRecord.open(folder)``): it
+answers which parameters the run used (:attr:`RunRecord.params`), which checkpoint of which stage
+(:meth:`RunRecord.checkpoint`) and which upstream run it read (:meth:`RunRecord.upstream`, recorded
+when the notebook called :meth:`Run.upstream`).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -25,8 +32,11 @@ from pathlib import Path
 from typing import Any
 
 from fgr_utils import io
+from fgr_utils.checkpoints import load_checkpoint
+from fgr_utils.distributed import distributed, init_distributed
 from fgr_utils.errors import FgrError
 from fgr_utils.paths import project_root, runs_dir
+from fgr_utils.runner import find_notebook
 
 UNITS = ("fraction", "count", "seconds", "ratio", "value")
 _VERSIONED = ("torch", "torchvision", "timm", "faiss-cpu", "numpy", "scipy", "scikit-learn", "scikit-image",
@@ -106,13 +116,12 @@ class Run:
     finished: bool = False
     rank: int = 0  # under torchrun: this process's rank; only rank 0 writes metrics.json and figures
     world_size: int = 1
+    upstreams: dict[str, str] = field(default_factory=dict)  # role -> folder of a finished run this one read
 
     @property
     def fingerprint(self) -> str:
         """What a checkpoint must match to be resumed: under the runner, its fingerprint (parameters,
         notebook, package code, upstream runs); in JupyterLab, a hash of the parameters."""
-        import hashlib
-
         if os.environ.get("FGR_NOTEBOOK") == self.notebook and os.environ.get("FGR_FINGERPRINT"):
             return os.environ["FGR_FINGERPRINT"]
         return hashlib.sha256(json.dumps(self.params, sort_keys=True, default=str).encode()).hexdigest()
@@ -157,9 +166,22 @@ class Run:
         """Record a dataset the run read (root, split, counts, preprocessing...)."""
         self.datasets[name] = {k: (str(v) if isinstance(v, Path) else v) for k, v in info.items()}
 
+    def read(self, loaded: Any, **info: Any) -> None:
+        """Record a dataset a track's ``load_dataset`` returned (a :class:`fgr_utils.data.reader.Dataset`):
+        its name and folder with ``info``, and the unreadable images it left out."""
+        self.skip_images(loaded.skipped)
+        self.use_dataset(loaded.name, root=loaded.root, **info)
+
     def note(self, key: str, value: Any) -> None:
         """Record a setting next to the numbers (preprocessing, switches, shortlist size...)."""
         self.notes[key] = value
+
+    def upstream(self, name: str, role: str | None = None) -> RunRecord:
+        """The finished run ``name`` of this run's profile, which this run reads (e.g. the stage-1 run a
+        re-ranker builds on); recorded under ``role`` (default: the name) in metrics.json's ``upstream``."""
+        found = RunRecord.find(name, self.profile)
+        self.upstreams[role or name] = str(found.dir)
+        return found
 
     def skip_images(self, skipped: list[tuple[Any, str]]) -> None:
         """Record image files left out as corrupt (path, reason)."""
@@ -190,6 +212,7 @@ class Run:
             "notes": self.notes,
             "skipped_images": self.skipped_images,
             "figures": self.figures,
+            **({"upstream": self.upstreams} if self.upstreams else {}),
             "versions": package_versions(),
             **git_state(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self.started)),
@@ -212,8 +235,6 @@ class Run:
 
 
 def declared_parameters(notebook: str) -> list[str]:
-    from fgr_utils.runner import find_notebook
-
     return list(find_notebook(notebook).params)
 
 
@@ -242,8 +263,6 @@ def start_run(notebook: str, namespace: dict[str, Any] | None = None, *, seed_ke
     seed = int(params.get(seed_key, 0))
     seed_everything(seed)
     device = resolve_device(str(params.get(device_key, "cpu")))
-    from fgr_utils.train import distributed, init_distributed
-
     rank, world = distributed()
     if world > 1:
         device = init_distributed(device)
@@ -255,7 +274,85 @@ def current_profile() -> str:
     return os.environ.get("FGR_PROFILE", "interactive")
 
 
-def find_run(name: str, profile: str | None = None) -> Path:
+CHECKPOINTS = ("best", "last")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A finished run: its folder and what its ``metrics.json`` says. Every reader of a run folder
+    (the evaluation notebooks, ``fgr serve``, ``fgr bench``, the tracks' loaders) goes through it."""
+
+    dir: Path
+    record: dict[str, Any]
+
+    @classmethod
+    def open(cls, run_dir: str | os.PathLike) -> RunRecord:
+        """The run in folder ``run_dir``; one line when it has not finished or cannot be read."""
+        run_dir = Path(run_dir)
+        path = run_dir / "metrics.json"
+        if not path.is_file():
+            raise FgrError(f"{run_dir} is not a finished run (no metrics.json): give a run folder such as "
+                           f"runs/demo/30_asfr_train-asen_v2")
+        return cls(run_dir, _read_record(run_dir))
+
+    @classmethod
+    def find(cls, name: str, profile: str | None = None) -> RunRecord:
+        """The finished run ``name`` of ``profile`` (default: the profile this process runs under)."""
+        run_dir = _find_run(name, profile)
+        return cls(run_dir, _read_record(run_dir))
+
+    @classmethod
+    def locate(cls, given: str | os.PathLike, profile: str) -> RunRecord:
+        """A run given as a folder, or as a run name of ``profile`` (e.g. ``30_asfr_train-asen_v2``)."""
+        return cls.open(given) if Path(given).is_dir() else cls.find(str(given), profile)
+
+    @property
+    def name(self) -> str:
+        return self.dir.name
+
+    @property
+    def notebook(self) -> str:
+        return str(self.record.get("notebook", ""))
+
+    @property
+    def profile(self) -> str:
+        return str(self.record.get("profile", self.dir.parent.name))
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The parameters the run used (a copy)."""
+        return dict(self.record.get("params", {}))
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return dict(self.record.get("metrics", {}))
+
+    def checkpoint_path(self, stage: str = "", which: str = "best") -> Path:
+        """``checkpoints/[<stage>/]<which>.pt``: the epoch its selection metric chose (``best``) or the
+        last epoch trained (``last``), of stage ``stage`` (RPF: ``s1``, ``s2``; one-stage runs: "")."""
+        if which not in CHECKPOINTS:
+            raise FgrError(f"checkpoint must be one of {', '.join(CHECKPOINTS)}, not {which!r}")
+        return self.dir / "checkpoints" / stage / f"{which}.pt"
+
+    def checkpoint(self, stage: str = "", which: str = "best") -> dict[str, Any]:
+        """The saved checkpoint (its ``model`` state dict, epoch, ...); one line when it is missing or torn."""
+        path = self.checkpoint_path(stage, which)
+        state = load_checkpoint(path)
+        if state is None:
+            raise FgrError(f"no readable checkpoint {path}: run {self.notebook or 'its notebook'} again "
+                           f"(`fgr run {self.notebook} --profile {self.profile}`)")
+        return state
+
+    def upstream(self, role: str) -> RunRecord:
+        """The finished run this one read as ``role`` (see :meth:`Run.upstream`)."""
+        recorded = self.record.get("upstream", {})
+        if role not in recorded:
+            raise FgrError(f"run {self.name} records no upstream run {role!r} (it read: "
+                           f"{', '.join(recorded) or 'none'}): run {self.notebook} again")
+        return RunRecord.open(recorded[role])
+
+
+def _find_run(name: str, profile: str | None = None) -> Path:
     """The folder of a finished run of this profile (e.g. the stage-1 run a re-ranker builds on)."""
     profile = profile or current_profile()
     d = runs_dir() / profile / name
@@ -265,7 +362,7 @@ def find_run(name: str, profile: str | None = None) -> Path:
     return d
 
 
-def read_record(run_dir: Path) -> dict[str, Any]:
+def _read_record(run_dir: Path) -> dict[str, Any]:
     """The metrics.json of a finished run."""
     path = Path(run_dir) / "metrics.json"
     try:

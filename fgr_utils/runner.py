@@ -465,7 +465,7 @@ class NotebookFailed(FgrError):
 
 
 @contextlib.contextmanager
-def _env(values: dict[str, str]) -> Iterator[None]:
+def environment(values: dict[str, str]) -> Iterator[None]:
     old = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
     try:
@@ -506,7 +506,7 @@ def execute(run: RunSpec, *, progress: bool = True, rank: int = 0) -> float:
            "PYTHONHASHSEED": "0"}
     t0 = time.perf_counter()
     try:
-        with _env(env):
+        with environment(env):
             pm.execute_notebook(str(run.notebook.path), str(output), parameters=run.params,
                                 kernel_name=kernel, cwd=str(output.parent), progress_bar=progress,
                                 request_save_on_cell_execute=True,

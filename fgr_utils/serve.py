@@ -26,15 +26,17 @@ import time
 from typing import Iterator
 
 from fgr_utils.errors import FgrError
+from fgr_utils.results import RunRecord
+from fgr_utils.search import Searcher, open_run
 
 DEFAULT_MAX_UPLOAD = 10 * 2**20
 #: Room for the multipart framing and the small form fields around the image.
 _FORM_OVERHEAD = 64 * 1024
 
 
-def create_app(searcher, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD, max_attributes: int | None = None,
+def create_app(searcher: Searcher, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD, max_attributes: int | None = None,
                max_k: int = 100):
-    """The FastAPI app answering for ``searcher`` (a :class:`fgr_utils.search.Searcher`)."""
+    """The FastAPI app answering for ``searcher`` (``fastapi``, ``uvicorn``: the ``[serve]`` extra)."""
     from fastapi import FastAPI, File, Form, Request, UploadFile
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
@@ -138,11 +140,22 @@ def serve(run_dir, *, host: str = "127.0.0.1", port: int = 8000, index_kind: str
     """``fgr serve``: load the run, then answer until interrupted."""
     import uvicorn
 
-    from fgr_utils.search import open_run
-
     searcher = open_run(run_dir, device=device, index_kind=index_kind, progress=True)
     app = create_app(searcher, max_upload_bytes=max_upload_bytes, max_attributes=max_attributes)
     info = searcher.info()
     print(f"fgr serve: {info['run']} ({info['track']}, {info['model']}, {info['dataset']}): "
           f"{info['index']['size']} items, index {index_kind}, on http://{host}:{port}")
     uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+def main(args) -> int:
+    """``fgr serve RUN`` (the parsed arguments of :mod:`fgr_utils.cli`)."""
+    try:
+        import fastapi, uvicorn  # noqa: F401,E401 - the [serve] extra
+    except ImportError as e:
+        raise FgrError(f"fgr serve needs the [serve] extra ({e.name} is missing): pip install -e '.[serve]'") from None
+    if args.max_upload_mb <= 0:
+        raise FgrError(f"--max-upload-mb must be positive, got {args.max_upload_mb}")
+    serve(RunRecord.locate(args.run_dir, args.profile), host=args.host, port=args.port, index_kind=args.index,
+          max_upload_bytes=int(args.max_upload_mb * 2**20), max_attributes=args.max_attributes, device=args.device)
+    return 0

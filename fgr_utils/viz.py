@@ -11,6 +11,8 @@ if not os.environ.get("DISPLAY") and "MPLBACKEND" not in os.environ and "ipykern
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
+from fgr_utils.data.images import load_rgb  # noqa: E402
+
 HIT = "#1a9850"
 MISS = "#d73027"
 QUERY = "#4575b4"
@@ -20,8 +22,6 @@ def _as_image(item: Any):
     from PIL import Image
 
     if isinstance(item, (str, os.PathLike)):
-        from fgr_utils.data.images import load_rgb
-
         return load_rgb(item)
     if isinstance(item, Image.Image):
         return item

@@ -11,9 +11,9 @@ import torch.nn.functional as F
 from fgr_utils.attention import capture_attention, mean_attention_distance, token_similarity_variance
 from fgr_utils.errors import FgrError
 from fgr_utils.losses import nt_xent
-from fgr_utils.models.arnet import (ARNet, Encoder, MSTR, Siamese, relation_target_paper,
+from fgr_utils.tracks.sbir.models import (ARNet, Encoder, MSTR, Siamese, relation_target_paper,
                                     relation_target_released)
-from fgr_utils.models.backbones import create_backbone
+from fgr_utils.backbones import create_backbone
 
 
 def test_uniform_attention_distances_match_the_reference_values():

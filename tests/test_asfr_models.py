@@ -11,9 +11,9 @@ from torch import nn
 
 from fgr_utils.errors import FgrError
 from fgr_utils.losses import AutomaticWeightedLoss, cosine_triplet, e_infonce
-from fgr_utils.models.asfr import (AGMAN, RPF, ASENv2, GlobalEmbedding, build_model, create_trunk, crop_boxes,
-                                   fuse, to_original)
-from fgr_utils.models.backbones import BACKBONES, create_backbone
+from fgr_utils.tracks.asfr.heads import AGMAN, RPF, ASENv2, GlobalEmbedding, build_model, crop_boxes, fuse, to_original
+from fgr_utils.tracks.asfr.trunks import create_trunk
+from fgr_utils.backbones import BACKBONES, create_backbone
 
 N_ATTR = 3
 DIMS = {"attr_dim": 16, "hidden": 16, "embed_dim": 32}

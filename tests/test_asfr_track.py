@@ -7,9 +7,12 @@ import torch
 from conftest import read_json
 from PIL import Image
 
-from fgr_utils import asfr, cli
+from fgr_utils import cli
 from fgr_utils.errors import FgrError
 from fgr_utils.losses import cosine_triplet
+from fgr_utils.results import RunRecord
+from fgr_utils.tracks import asfr
+from fgr_utils.tracks.asfr.train import _optimizer
 
 
 def _groups():
@@ -45,13 +48,13 @@ def test_csn_lines_become_anchor_positive_negative():
 
 
 def test_inputs_resize_short_side_then_centre_crop():
-    inputs = asfr.AsfrInputs(32)
+    inputs = asfr.asfr_inputs(32)
     img = Image.new("RGB", (96, 64), (255, 255, 255))
     img.paste((0, 0, 0), (0, 0, 16, 64))  # a black band at the far left, outside the centre crop
     x = inputs.tensor(img)
     assert x.shape == (3, 32, 32)
     assert float(x.min()) > 1.5  # all white: the band was cropped away
-    flipped = inputs.tensor(Image.fromarray(np.arange(64 * 64 * 3, dtype=np.uint8).reshape(64, 64, 3)), flip=True)
+    flipped = inputs.mirrored().tensor(Image.fromarray(np.arange(64 * 64 * 3, dtype=np.uint8).reshape(64, 64, 3)))
     plain = inputs.tensor(Image.fromarray(np.arange(64 * 64 * 3, dtype=np.uint8).reshape(64, 64, 3)))
     assert torch.equal(flipped, plain.flip(-1))
 
@@ -86,7 +89,7 @@ def _images(folder, n, size=32):
 
 def test_stem_features_are_cached_on_disk_with_mirror_views(tmp_path):
     paths = _images(tmp_path / "img", 5)
-    inputs = asfr.AsfrInputs(32)
+    inputs = asfr.asfr_inputs(32)
     trunk = _CountingTrunk()
     feats = asfr.Features(trunk, inputs, paths, flip_indices=[1, 3], cache_dir=tmp_path / "cache", progress=False)
     probe = 1  # one image through the stem for the maps' shapes
@@ -107,10 +110,10 @@ def test_stem_features_are_cached_on_disk_with_mirror_views(tmp_path):
 
 
 def test_crops_follow_the_attention_and_are_reused_while_the_box_stays(tmp_path):
-    from fgr_utils.models.backbones import create_backbone
+    from fgr_utils.backbones import create_backbone
 
     paths = _images(tmp_path / "img", 2, size=64)
-    feats = asfr.Features(_CountingTrunk(), asfr.AsfrInputs(32), paths, progress=False)
+    feats = asfr.Features(_CountingTrunk(), asfr.asfr_inputs(32), paths, progress=False)
     patch = create_backbone("vit-asfr-demo", img_size=32)
     crops = asfr.Crops(feats, patch)
     corner = torch.zeros(2, 4, 4)
@@ -140,12 +143,12 @@ def test_browser_inputs_rank_candidates_under_the_query_attribute(isolated_dirs)
     from conftest import synth_in
 
     synth_in(isolated_dirs / "data", "asfr-garments")
-    data = asfr.load_dataset("asfr-garments", "smoke")
+    data = asfr.load_dataset("asfr-garments", "smoke").items
     torch.manual_seed(0)
     model = asfr.build(asfr.ModelConfig(method="asen_v2", n_attr=data.n_attr, trunk="effnet-demo", width=16,
                                         attr_dim=8, hidden=8)).eval()
-    params = {"method": "asen_v2", "img_size": 64, "cache_stem": False}
-    out = asfr.browser_inputs(model, params, data, n_queries=3, depth=4)
+    features = asfr.Features(model.trunk, asfr.asfr_inputs(64), data.paths, progress=False)
+    out = asfr.browser_inputs(model, data, features, n_queries=3, depth=4)
     queries, cands = data.queries["test"], data.candidates["test"]
     picks = asfr.query_picks(queries, 3)
     assert out["queries"] == [data.paths[int(queries[i, 0])] for i in picks]
@@ -155,7 +158,6 @@ def test_browser_inputs_rank_candidates_under_the_query_attribute(isolated_dirs)
         assert len(out["rankings"][i]) == min(4, len(pool)) and set(out["rankings"][i]) <= set(value)
         assert out["hits"][i] == [value[p] == int(row[2]) for p in out["rankings"][i]]
         assert out["query_titles"][i].startswith(data.names[int(row[1])] + ": ")
-    features = asfr.Features(model.trunk, asfr.AsfrInputs(64), data.paths, progress=False)
     want = asfr.attention_maps(model, features, int(queries[picks[1], 0]), data.n_attr)[int(queries[picks[1], 1])]
     assert np.allclose(out["query_attention"](1), want, atol=1e-5)  # the query's attention under its attribute
     assert out["attention"](1, 0).shape == want.shape
@@ -163,10 +165,10 @@ def test_browser_inputs_rank_candidates_under_the_query_attribute(isolated_dirs)
 
     glob = asfr.build(asfr.ModelConfig(method="global", n_attr=data.n_attr, trunk="effnet-demo", width=16,
                                        embed_dim=8)).eval()
-    assert "attention" not in asfr.browser_inputs(glob, {**params, "method": "global"}, data, n_queries=1, depth=2)
+    assert "attention" not in asfr.browser_inputs(glob, data, features, n_queries=1, depth=2)
     data.protocol = "triplets"
     with pytest.raises(FgrError, match="protocol='splits'"):
-        asfr.browser_inputs(model, params, data)
+        asfr.browser_inputs(model, data, features)
 
 
 @pytest.mark.notebook
@@ -185,10 +187,15 @@ def test_asfr_track_smoke(isolated_dirs):
         assert set(k.split("/")[1] for k in m if k.startswith("triplet_acc/")) == {
             "sleeve_length", "collar_design", "neckline_design", "pattern_design"}
         assert (runs / f"30_asfr_train-{method}/figures/retrieval.png").stat().st_size > 3_000
+        # the contract: the loaded run (its selected checkpoint) reproduces the recorded test numbers
+        again = asfr.AsfrRun.load(RunRecord.find(f"30_asfr_train-{method}", "smoke")).evaluate()
+        assert set(again) == {k for k in m if k.startswith(("map/", "region/", "patch/", "triplet_acc"))}
+        assert again == pytest.approx({k: m[k] for k in again}, abs=1e-6)
     rpf = read_json(runs / "30_asfr_train-rpf/metrics.json")["metrics"]
     assert {"s1/map/weighted", "region/map/weighted", "patch/map/weighted"} <= set(rpf)
     assert (runs / "30_asfr_train-rpf/checkpoints/s2/best.pt").exists()
     ev = read_json(runs / "31_asfr_eval/metrics.json")
+    assert set(ev["upstream"]) == {f"30_asfr_train-{method}" for method in asfr.METHODS}
     for method in asfr.METHODS:
         own = read_json(runs / f"30_asfr_train-{method}/metrics.json")["metrics"]["map/weighted"]
         floor = read_json(runs / "30_asfr_train-global/metrics.json")["metrics"]["map/weighted"]
@@ -202,22 +209,22 @@ def test_asfr_track_smoke(isolated_dirs):
 
 
 def test_trained_model_reloads_without_pretrained_weights(tmp_path):
-    """load_trained never puts pretrained weights over a checkpoint (the student fork's ViT bug)."""
+    """trained_model never puts pretrained weights over a checkpoint (the student fork's ViT bug)."""
     import json
 
-    from fgr_utils.train import save_checkpoint
+    from fgr_utils.checkpoints import save_checkpoint
 
     params = {"method": "rpf", "trunk": "effnet-demo", "pretrained": False, "weights_path": "", "width": 32,
               "attr_dim": 16, "hidden": 16, "embed_dim": 32, "agman_dim": 32, "patch_backbone": "vit-asfr-demo",
               "patch_pretrained": True, "patch_weights_path": "weights/never-there.npz", "loss_weighting": "learned"}
     with pytest.raises(FgrError, match="never-there"):
-        asfr.build(asfr.model_config(params, 3))
-    model = asfr.build(asfr.model_config({**params, "patch_pretrained": False}, 3))
+        asfr.build(asfr.ModelConfig.from_params(params, 3))
+    model = asfr.build(asfr.ModelConfig.from_params(params, 3, trained=True))
     with torch.no_grad():
         model.cross_encoder.proj.weight.fill_(0.25)
     save_checkpoint(tmp_path / "checkpoints/s2/best.pt", {"model": model.state_dict()})
-    (tmp_path / "metrics.json").write_text(json.dumps({"params": params, "metrics": {}}))
-    loaded, _ = asfr.load_trained(tmp_path, 3)
+    (tmp_path / "metrics.json").write_text(json.dumps({"notebook": "30_asfr_train", "params": params, "metrics": {}}))
+    loaded = asfr.trained_model(RunRecord.open(tmp_path), 3)
     assert not loaded.training and torch.all(loaded.cross_encoder.proj.weight == 0.25)
 
 
@@ -245,7 +252,7 @@ def test_agman_loss_weights_train_only_when_learned(weighting, moves):
     cfg = asfr.ModelConfig(method="agman", n_attr=3, trunk="effnet-demo", width=16, attr_dim=8, hidden=8,
                            agman_dim=12, loss_weighting=weighting)
     model = asfr.build(cfg)
-    opt, _ = asfr._optimizer(model, "agman", asfr.TrainConfig(epochs=1, lr=0.01))
+    opt, _ = _optimizer(model, "agman", asfr.TrainConfig(epochs=1, lr=0.01))
     before = model.loss_weights.params.detach().clone()
     feats = model.trunk.stem(torch.randn(6, 3, 64, 64))
     attr = torch.tensor([0, 1, 2, 0, 1, 2])
@@ -257,14 +264,14 @@ def test_agman_loss_weights_train_only_when_learned(weighting, moves):
     opt.step()
     assert (not torch.equal(before, model.loss_weights.params.detach())) == moves
     with pytest.raises(FgrError, match="loss_weighting"):
-        asfr.build(asfr.ModelConfig(method="agman", n_attr=3, trunk="effnet-demo", loss_weighting="fixed"))
+        asfr.ModelConfig(method="agman", n_attr=3, trunk="effnet-demo", loss_weighting="fixed")
 
 
 def test_an_image_missing_from_a_split_stops_with_one_line(isolated_dirs):
     from conftest import synth_in
 
     root = synth_in(isolated_dirs / "data", "asfr-garments")
-    assert len(asfr.load_dataset("asfr-garments", "smoke").paths) == 240
+    assert len(asfr.load_dataset("asfr-garments", "smoke").items.paths) == 240
     victim = root / (root / "filenames_test.txt").read_text().splitlines()[3]
     victim.unlink()
     with pytest.raises(FgrError) as err:

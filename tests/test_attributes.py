@@ -12,7 +12,7 @@ from PIL import Image
 
 from fgr_utils.data import attributes as A
 from fgr_utils.data import samples
-from fgr_utils.data.synth import GENERATORS, _load_builtin
+from fgr_utils.data.synth import GENERATORS
 from fgr_utils.data.synth import asfr_garments as G
 from fgr_utils.data.synth import manifest as synth_manifest
 from fgr_utils.data.synth.garments import Garment, render_photo
@@ -72,6 +72,33 @@ def test_counts_and_missing_images(tmp_path):
     (root / "img").mkdir()
     (root / "img" / "s1.jpg").write_bytes(b"x")
     assert ds.missing_images("test") == [root / "img/s0.jpg", root / "img/s2.jpg"]
+
+
+def test_image_paths_and_without_nothing(tmp_path):
+    root = write_set(tmp_path / "toy")
+    ds = A.load_attribute_set(root)
+    names = ("t0", "t1", "t2", "t3", "v0", "v1", "v2", "s0", "s1", "s2")  # train, valid, test in id order
+    assert ds.image_paths() == [root / "img" / f"{n}.jpg" for n in names]
+    assert ds.without({}) is ds and ds.without({root / "img/other.jpg": "empty file (0 bytes)"}) is ds
+
+
+def test_an_unreadable_image_leaves_with_its_labels_queries_and_candidates(tmp_path):
+    root = write_set(tmp_path / "toy")
+    ds = A.load_attribute_set(root)
+    bad = {root / "img/t1.jpg": "truncated image data", root / "img/v0.jpg": "empty file (0 bytes)",
+           root / "img/s2.jpg": "not an image"}
+    out = ds.without(bad)
+    assert out.filenames == {"train": ["img/t0.jpg", "img/t2.jpg", "img/t3.jpg"], "valid": ["img/v1.jpg", "img/v2.jpg"],
+                             "test": ["img/s0.jpg", "img/s1.jpg"]}
+    # ids renumbered over the images kept: train 2 -> 1, 3 -> 2; valid 1 -> 0, 2 -> 1
+    assert out.train_labels.tolist() == [[0, 0, 1], [0, 1, 0], [1, 1, 1], [2, 0, 1], [2, 1, 1]]
+    assert out.queries["valid"].tolist() == [[0, 1, 0]] and out.candidates["valid"].tolist() == [[1, 0, 1]]
+    assert out.queries["test"].tolist() == [[0, 1, 1]] and out.candidates["test"].tolist() == [[1, 1, 1]]
+    assert out.path("valid", 0) == root / "img/v1.jpg"
+    assert out.image_paths() == [p for p in ds.image_paths() if p not in bad]
+    assert out.counts()["train"] == {"images": 3, "labels": 5, "labels_per_attribute": {"shape": 2, "colour": 3}}
+    assert (out.name, out.attributes, out.values) == (ds.name, ds.attributes, ds.values)
+    assert len(ds.train_labels) == 6 and len(ds.filenames["train"]) == 4  # the set itself is unchanged
 
 
 @pytest.mark.parametrize("file, text, line, words", [
@@ -233,6 +260,25 @@ def test_triplet_lists_pool_conditions_keep_lines(tmp_path):
     assert tl.triplets["train"][:, 3].tolist() != sorted(tl.triplets["train"][:, 3].tolist())
 
 
+def test_a_triplet_naming_a_dropped_image_leaves(tmp_path):
+    base = write_lists(tmp_path / "csn")
+    tl = A.load_triplet_lists(base, tmp_path)
+    assert tl.image_paths() == [tmp_path / f"Shoes/Brand/{i}.jpg" for i in range(12)]
+    assert tl.without({}) is tl and tl.without({tmp_path / "x.jpg": "empty file (0 bytes)"}) is tl
+    dropped = {tmp_path / "Shoes/Brand/3.jpg": "truncated image data", tmp_path / "Shoes/Brand/7.jpg": "not an image"}
+    out = tl.without(dropped)
+    assert out.filenames == [f for f in tl.filenames if tl.image_root / f not in dropped]
+
+    def by_path(t: A.TripletLists, split: str) -> Counter:
+        return Counter((*(t.path(int(i)) for i in r[:3]), int(r[3])) for r in t.triplets[split])
+
+    for split in A.TRIPLET_SPLITS:
+        want = Counter({k: n for k, n in by_path(tl, split).items() if not set(k[:3]) & set(dropped)})
+        assert by_path(out, split) == want and sum(want.values()) < len(tl.triplets[split])
+        assert out.triplets[split].dtype == np.int64 and out.triplets[split][:, :3].max() < len(out.filenames)
+    assert out.conditions == tl.conditions and out.image_root == tl.image_root
+
+
 def test_triplet_shuffle_is_seeded_and_truncation_follows_csn(tmp_path):
     base = write_lists(tmp_path / "csn")
     one, again = A.load_triplet_lists(base, tmp_path, seed=3), A.load_triplet_lists(base, tmp_path, seed=3)
@@ -301,7 +347,6 @@ def record(smoke) -> dict:
 
 
 def test_registered_and_plans():
-    _load_builtin()
     assert {"smoke", "demo"} <= set(GENERATORS[G.NAME].sizes)
     assert G.asfr_plan("smoke") == G.AsfrPlan(160, 40, 40, 64, (200, 50, 50))
     assert G.asfr_plan("demo") == G.AsfrPlan(2400, 500, 1000, 192, (4000, 1000, 2000))

@@ -13,7 +13,8 @@ import pytest
 from conftest import read_json
 from PIL import Image
 
-from fgr_utils import asfr, cli, fabric, sbir
+from fgr_utils import cli
+from fgr_utils.tracks import asfr, fabric, sbir
 from fgr_utils.data import images
 from fgr_utils.data.synth import synthesize
 from fgr_utils.errors import FgrError
@@ -73,8 +74,9 @@ def test_fabric_loader_drops_unreadable_fabrics_and_query_motifs(isolated_dirs):
         f.path.write_bytes(f.path.read_bytes()[:300])
     _break(train_fabric.path, queries[1].path)
 
-    fs, _ = fabric.load_dataset("sim-fabrics", "smoke")
-    reasons = _reasons(fs.skipped)
+    loaded = fabric.load_dataset("sim-fabrics", "smoke")
+    fs = loaded.items
+    reasons = _reasons(loaded.skipped)
     assert set(reasons) == {str(train_fabric.path), str(queries[1].path)} | {str(f.path) for f in lost}
     assert "empty" in reasons[str(queries[1].path)] and "truncated" in reasons[str(train_fabric.path)]
     assert fs.fabric_ids("train") == [f.id for f in raw.fabrics_of("train") if f != train_fabric]
@@ -101,8 +103,9 @@ def test_sketch_loader_drops_unreadable_sketches_and_photos_with_their_sketches(
     orphans = [s for s, i in raw.pairs("test") if raw.photos("test")[i] == photo]
     _break(sketch, photo)
 
-    s, _ = sbir.load_dataset("sbir-garments", "smoke")
-    _assert_listed(s.skipped, sketch, photo)
+    loaded = sbir.load_dataset("sbir-garments", "smoke")
+    s = loaded.items
+    _assert_listed(loaded.skipped, sketch, photo)
     assert s.sketches("train") == [x for x in raw.sketches("train") if x != sketch]
     assert s.photos("train") == raw.photos("train")
     assert s.photos("test") == [p for p in raw.photos("test") if p != photo]  # Acc@k ranks the photos left
@@ -129,9 +132,10 @@ def test_attribute_loader_drops_every_row_that_names_an_unreadable_image(isolate
     def triplets(table, path):
         return sorted(tuple(str(path(int(i))) for i in r[:3]) + (int(r[3]),) for r in table)
 
-    data = asfr.load_dataset("asfr-garments", "smoke")
-    _assert_listed(data.skipped, train_img, test_img)
-    assert before.skipped == [] and data.paths == [p for p in before.paths if p not in bad]
+    loaded = asfr.load_dataset("asfr-garments", "smoke")
+    data = loaded.items
+    _assert_listed(loaded.skipped, train_img, test_img)
+    assert before.skipped == [] and data.paths == [p for p in before.items.paths if p not in bad]
     at = lambda split, i: data.paths[i]  # noqa: E731
     for split in ("valid", "test"):
         for kind in ("queries", "candidates"):
@@ -145,8 +149,9 @@ def test_attribute_loader_drops_every_row_that_names_an_unreadable_image(isolate
         assert triplets(data.zappos[split], data.paths.__getitem__) == want
     assert data.counts["test"]["queries"] == len(data.queries["test"]) < attrs.counts()["test"]["queries"]
 
-    csn = asfr.load_dataset("asfr-garments", "smoke", protocol="triplets")  # the CSN protocol: triplets only
-    _assert_listed(csn.skipped, train_img, test_img)
+    loaded = asfr.load_dataset("asfr-garments", "smoke", protocol="triplets")  # the CSN protocol: triplets only
+    csn = loaded.items
+    _assert_listed(loaded.skipped, train_img, test_img)
     want = [t for t in triplets(lists.triplets["train"], lists.path) if bad.isdisjoint(map(Path, t[:3]))]
     assert triplets(csn.triplets["train"], csn.paths.__getitem__) == want
 

@@ -15,9 +15,13 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 from conftest import read_json
 
-from fgr_utils import cli, train
+from fgr_utils import cli
+from fgr_utils.train import __main__ as torchrun_entry
+from fgr_utils.train import parallel
 from fgr_utils.errors import FgrError
-from fgr_utils.train import batch_items, fit, load_checkpoint, shard
+from fgr_utils.checkpoints import load_checkpoint
+from fgr_utils.train import fit
+from fgr_utils.train.parallel import batch_items, shard
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 24
@@ -77,7 +81,7 @@ def _worker(rank: int, world: int, port: int, out: str, kind: str, ckpts: list[s
     os.environ.update({"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(world),
                        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
     if not combine:  # each process steps on its own slice's gradient: must not match
-        train._combine_gradients = lambda params, weight, loss: loss
+        parallel.combine_gradients = lambda params, weight, loss: loss
     logged: list[str] = []
     # other initial weights on every rank: fit starts all of them from rank 0's
     model, res, data = _train(kind, rank, Path(ckpts[rank]), epochs, log=logged.append)
@@ -165,17 +169,17 @@ def test_shard_slices_every_leaf_and_the_slices_make_the_batch():
 
 
 def test_shard_keeps_stacked_blocks_as_the_attribute_track_collates_them():
-    from fgr_utils import asfr
+    from fgr_utils.tracks.asfr.train import _collate
 
     def item(t):  # stem maps of anchor, positive, negative; attribute; values; image indices
         views = [{"layer3": torch.full((2, 3, 3), float(10 * t + j))} for j in range(3)]
         return views, t % 4, torch.tensor([t, t + 1]), torch.tensor([3 * t, 3 * t + 1, 3 * t + 2])
 
     items = [item(t) for t in range(5)]
-    whole = asfr._collate(items)
+    whole = _collate(items)
     assert whole[0]["layer3"].shape[0] == 15 and batch_items(whole) == 5
     for rank, (lo, hi) in enumerate([(0, 3), (3, 5)]):
-        mine, expected = shard(whole, rank, 2), asfr._collate(items[lo:hi])
+        mine, expected = shard(whole, rank, 2), _collate(items[lo:hi])
         assert torch.equal(mine[0]["layer3"], expected[0]["layer3"])
         assert all(torch.equal(a, b) for a, b in zip(mine[1:], expected[1:]))
 
@@ -218,7 +222,7 @@ def test_entry_refuses_what_fgr_run_refuses_with_the_same_line(isolated_dirs, ca
     for argv in (["nope"], ["30_asfr_train", "--profile", "smoke", "-p", "nope=1"]):
         assert cli.main(["run", *argv]) == 1
         expected = capsys.readouterr().err
-        assert train.main(argv) == 1
+        assert torchrun_entry.main(argv) == 1
         assert capsys.readouterr().err == expected and len(expected.strip().splitlines()) == 1
     proc = _torchrun("30_asfr_train", "--profile", "smoke", "-p", "nope=1", timeout=120)
     assert proc.returncode != 0
@@ -228,7 +232,7 @@ def test_entry_refuses_what_fgr_run_refuses_with_the_same_line(isolated_dirs, ca
 @pytest.mark.notebook
 def test_torchrun_entry_trains_a_notebook_in_two_processes(isolated_dirs):
     from fgr_utils.data import synth
-    from fgr_utils.sbir import METHODS
+    from fgr_utils.tracks.sbir import METHODS
 
     synth.synthesize("sbir-garments", "smoke", 0)
     # every variant of the profile: three kernels, one after another, on one torchrun store

@@ -1,10 +1,12 @@
-"""Offline tests of fgr_utils.data.download against a local HTTP server (tests/httpserver.py)."""
+"""Offline tests of fgr_utils.data.download (and its fetch and archives modules) against a local HTTP server
+(tests/httpserver.py)."""
 from __future__ import annotations
 
 import hashlib
 import io
 import json
 import os
+import subprocess
 import sys
 import tarfile
 import zipfile
@@ -12,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from fgr_utils.data import archives, fetch, registry
 from fgr_utils.data import download as dl
-from fgr_utils.data import registry
 from fgr_utils.data.registry import Archive, DatasetSpec, LayoutCheck
 from fgr_utils.errors import FgrError
 
@@ -183,7 +185,7 @@ def test_resumed_download_sends_range_and_appends(tmp_path, server):
     half = len(payload) // 2
     (tmp_path / "big.bin.part").write_bytes(payload[:half])
 
-    out = dl.http_download(server.url("big.bin"), dest, sha256=sha(payload), progress=False, chunk_size=4096)
+    out = fetch.http_download(server.url("big.bin"), dest, sha256=sha(payload), progress=False, chunk_size=4096)
 
     assert out == dest
     assert server.range_requests("big.bin") == [f"bytes={half}-"]
@@ -196,7 +198,7 @@ def test_resume_restarts_when_server_ignores_range(tmp_path, server):
     server.files["f.bin"] = payload
     server.ignore_range = True
     (tmp_path / "f.bin.part").write_bytes(payload[:20_000])
-    dl.http_download(server.url("f.bin"), tmp_path / "f.bin", sha256=sha(payload), progress=True)
+    fetch.http_download(server.url("f.bin"), tmp_path / "f.bin", sha256=sha(payload), progress=True)
     assert server.range_requests("f.bin") == ["bytes=20000-"]
     assert (tmp_path / "f.bin").read_bytes() == payload
 
@@ -205,7 +207,7 @@ def test_complete_part_file_is_accepted_on_416(tmp_path, server):
     payload = blob(10_000, seed=4)
     server.files["f.bin"] = payload
     (tmp_path / "f.bin.part").write_bytes(payload)
-    dl.http_download(server.url("f.bin"), tmp_path / "f.bin", sha256=sha(payload), progress=False)
+    fetch.http_download(server.url("f.bin"), tmp_path / "f.bin", sha256=sha(payload), progress=False)
     assert (tmp_path / "f.bin").read_bytes() == payload
     assert server.range_requests("f.bin") == ["bytes=10000-"]
 
@@ -214,7 +216,7 @@ def test_existing_valid_file_is_not_fetched_again(tmp_path, server):
     payload = blob(1000)
     server.files["f.bin"] = payload
     (tmp_path / "f.bin").write_bytes(payload)
-    dl.http_download(server.url("f.bin"), tmp_path / "f.bin", sha256=sha(payload), progress=False)
+    fetch.http_download(server.url("f.bin"), tmp_path / "f.bin", sha256=sha(payload), progress=False)
     assert server.requests == []
 
 
@@ -256,7 +258,7 @@ def test_truncated_resume_reply_also_reported(tmp_path, server):
     (tmp_path / "f.bin.part").write_bytes(payload[:10_000])
     server.truncate["f.bin"] = 5_000  # the 206 reply breaks off too
     with pytest.raises(FgrError, match="15000 of 40000 bytes"):
-        dl.http_download(server.url("f.bin"), tmp_path / "f.bin", progress=False)
+        fetch.http_download(server.url("f.bin"), tmp_path / "f.bin", progress=False)
     assert (tmp_path / "f.bin.part").read_bytes() == payload[:15_000]
 
 
@@ -322,7 +324,7 @@ def test_safe_extract_refuses_escapes(tmp_path, case):
     target = tmp_path / "work" / "out"
     before = set(os.listdir(tmp_path))
     with pytest.raises(FgrError, match="refusing to extract"):
-        dl.safe_extract(archive, target)
+        archives.safe_extract(archive, target)
     assert not target.exists() or not any(target.iterdir())
     assert set(os.listdir(tmp_path)) == before  # nothing written beside it
     assert os.listdir(tmp_path / "work") == ["x.bin"]  # temporary folder gone
@@ -351,20 +353,20 @@ def test_safe_extract_detects_type_by_content_and_skips_devices(tmp_path):
     inside = tar_link("sub/alias.txt", "../a.txt")
     archive = tmp_path / "download.dat"  # no telling extension
     archive.write_bytes(make_tar({"a.txt": b"A", "sub/b.txt": b"B"}, extra=[dev, fifo, inside]))
-    out = dl.safe_extract(archive, tmp_path / "out")
+    out = archives.safe_extract(archive, tmp_path / "out")
     assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in out) == ["a.txt", "sub/alias.txt", "sub/b.txt"]
     assert (tmp_path / "out/sub/alias.txt").read_bytes() == b"A"  # an inside link is fine
     assert not (tmp_path / "out/dev").exists() and not (tmp_path / "out/pipe").exists()
 
     zarchive = tmp_path / "other.dat"
     zarchive.write_bytes(make_zip({"z/1.txt": b"1"}))
-    dl.safe_extract(zarchive, tmp_path / "out")  # merges into the existing folder
+    archives.safe_extract(zarchive, tmp_path / "out")  # merges into the existing folder
     assert (tmp_path / "out/z/1.txt").read_bytes() == b"1" and (tmp_path / "out/a.txt").exists()
 
     junk = tmp_path / "junk.tgz"
     junk.write_bytes(b"not an archive at all")
     with pytest.raises(FgrError, match="neither a zip nor a tar"):
-        dl.safe_extract(junk, tmp_path / "out2")
+        archives.safe_extract(junk, tmp_path / "out2")
 
 
 def test_safe_extract_clash_leaves_target_untouched(tmp_path):
@@ -374,7 +376,7 @@ def test_safe_extract_clash_leaves_target_untouched(tmp_path):
     archive = tmp_path / "a.zip"
     archive.write_bytes(make_zip({"new.txt": b"n", "a.txt": b"theirs"}))
     with pytest.raises(FgrError, match="already exist"):
-        dl.safe_extract(archive, target)
+        archives.safe_extract(archive, target)
     assert sorted(os.listdir(target)) == ["a.txt"] and (target / "a.txt").read_bytes() == b"mine"
 
 
@@ -514,25 +516,25 @@ def test_kaggle_without_credentials(data, tmp_path, monkeypatch, register):
 
 def test_kaggle_credential_order(tmp_path, monkeypatch):
     home = _no_kaggle_env(tmp_path, monkeypatch)
-    assert dl.kaggle_credentials() is None
+    assert fetch.kaggle_credentials() is None
     monkeypatch.setenv("KAGGLE_USERNAME", "u")
-    assert dl.kaggle_credentials() is None  # needs the key as well
+    assert fetch.kaggle_credentials() is None  # needs the key as well
     monkeypatch.setenv("KAGGLE_KEY", "k")
-    assert dl.kaggle_credentials() == "KAGGLE_USERNAME/KAGGLE_KEY"
+    assert fetch.kaggle_credentials() == "KAGGLE_USERNAME/KAGGLE_KEY"
     xdg = home / ".config" / "kaggle"
     xdg.mkdir(parents=True)
     (xdg / "kaggle.json").write_text('{"username": "u", "key": "k"}')
-    assert dl.kaggle_credentials() == str(xdg / "kaggle.json")
+    assert fetch.kaggle_credentials() == str(xdg / "kaggle.json")
     conf = tmp_path / "conf"
     conf.mkdir()
     (conf / "kaggle.json").write_text("{}")
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(conf))
-    assert dl.kaggle_credentials() == str(conf / "kaggle.json")
+    assert fetch.kaggle_credentials() == str(conf / "kaggle.json")
     (home / ".kaggle").mkdir()
     (home / ".kaggle" / "access_token").write_text("tok")
-    assert dl.kaggle_credentials() == str(home / ".kaggle" / "access_token")
+    assert fetch.kaggle_credentials() == str(home / ".kaggle" / "access_token")
     monkeypatch.setenv("KAGGLE_API_TOKEN", "tok")
-    assert dl.kaggle_credentials() == "KAGGLE_API_TOKEN"
+    assert fetch.kaggle_credentials() == "KAGGLE_API_TOKEN"
     assert not any(m == "kaggle" or m.startswith("kaggle.") for m in sys.modules)
 
 
@@ -607,7 +609,7 @@ def test_gdrive_folder(data, monkeypatch, register):
 def test_expected_size_mismatch(tmp_path, server):
     server.files["f.bin"] = b"x" * 100
     with pytest.raises(FgrError, match="100 bytes on the server but 120"):
-        dl.http_download(server.url("f.bin"), tmp_path / "f.bin", expected_size=120, progress=False)
+        fetch.http_download(server.url("f.bin"), tmp_path / "f.bin", expected_size=120, progress=False)
     assert not (tmp_path / "f.bin").exists()
 
 
@@ -651,11 +653,11 @@ def test_500_and_refused_connection(tmp_path, server):
     server.files["x"] = b"x"
     server.status["x"] = 500
     with pytest.raises(FgrError, match="HTTP 500"):
-        dl.http_download(server.url("x"), tmp_path / "x", progress=False)
+        fetch.http_download(server.url("x"), tmp_path / "x", progress=False)
     dead = server.url("x")
     server.stop()
     with pytest.raises(FgrError, match="cannot download " + dead):
-        dl.http_download(dead, tmp_path / "x", progress=False, timeout=5)
+        fetch.http_download(dead, tmp_path / "x", progress=False, timeout=5)
     assert not (tmp_path / "x").exists()
 
 
@@ -777,3 +779,18 @@ def test_default_gdrive_download_of_chairv2_is_unchanged(data, monkeypatch):
     from fgr_utils.data.sketches import load_sketches
 
     assert load_sketches(root).check_counts("chairv2")["total"]["sketches"] == 1275
+
+
+# ------------------------------------------------------------------------------------------
+# the module split: orchestration, fetching, archives
+# ------------------------------------------------------------------------------------------
+
+
+def test_download_keeps_its_public_names_and_imports_no_client():
+    assert dl.http_download is fetch.http_download and dl.kaggle_credentials is fetch.kaggle_credentials
+    assert dl.safe_extract is archives.safe_extract
+    for name in dl.__all__:
+        assert hasattr(dl, name), name
+    code = ("import sys, fgr_utils.data.download, fgr_utils.data.fetch, fgr_utils.data.archives; "
+            "print(','.join(m for m in ('kaggle', 'gdown') if m in sys.modules))")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == ""

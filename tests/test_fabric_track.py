@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from conftest import read_json
 
-from fgr_utils import cli, rerank
-from fgr_utils.fabric import rerank_rankings
+from fgr_utils import cli, rerank, tracks
+from fgr_utils.results import RunRecord
+from fgr_utils.tracks.fabric import rerank_rankings
 
 
 def test_shortlist_merge_fuse_reorder():
@@ -39,7 +40,7 @@ def test_browser_inputs_put_the_shortlist_attention_on_the_reranked_results(tmp_
 
     from fgr_utils.data.fabrics import load_fabrics
     from fgr_utils.data.transforms import Preprocess
-    from fgr_utils.fabric import browser_inputs
+    from fgr_utils.tracks.fabric import browser_inputs
 
     fs = load_fabrics(synth_in(tmp_path, "sim-fabrics"))
     ids, queries = fs.fabric_ids("test"), fs.queries_of("test")
@@ -77,7 +78,16 @@ def test_fabric_track_smoke(isolated_dirs, capsys):
     for fig in ("stage2-training", "stage1-retrieval", "stage2-retrieval", "diagram", "browser",
                 "browser-attention-q0", "browser-attention-q1"):
         assert (runs / "11_fabric_rerank/figures" / f"{fig}.png").stat().st_size > 3_000
+    # the contract: a loaded run reproduces its recorded test numbers from its checkpoint, and a
+    # re-ranking run names the stage-1 run it read
+    assert s2["upstream"]["stage1"] == str(runs / "10_fabric_global")
+    for name in ("10_fabric_global", "11_fabric_rerank"):
+        run = RunRecord.find(name, "smoke")
+        again = tracks.load(run).evaluate()
+        assert set(again) == {k for k in run.metrics if k.startswith(("stage1/", "stage2/")) and "val_map" not in k}
+        assert again == pytest.approx({k: run.metrics[k] for k in again}, abs=1e-12)
     lm = read_json(runs / "12_landmarks/metrics.json")
+    assert set(lm["upstream"]) == {"stage1", "stage2"}
     for protocol in ("easy", "medium", "hard"):
         assert f"sim-revisited/stage1/{protocol}/map" in lm["metrics"]
         for mode in ("protocol_aware", "blind"):

@@ -12,10 +12,11 @@ import pytest
 from conftest import synth_in
 from PIL import Image
 
-from fgr_utils.data.fabrics import (DATASET_FOLDER, MANIFEST_FILE, FabricSet, element_key, fabric_key,
-                                    load_fabrics)
+from fgr_utils.data.fabrics import (DATASET_FOLDER, MANIFEST_FILE, FabricRecord, FabricSet, MotifRecord, QueryRecord,
+                                    element_key, fabric_key, load_fabrics)
 from fgr_utils.data.images import load_rgb
 from fgr_utils.data.landmarks import load_landmarks
+from fgr_utils.data.reader import without_unreadable
 from fgr_utils.data.synth import manifest as synth_manifest
 from fgr_utils.data.synth import motifs as M
 from fgr_utils.errors import DatasetMissing, FgrError
@@ -276,6 +277,72 @@ def test_keys():
     assert element_key("element img/10640,.png") == "10640" == element_key("10640,") == element_key(10640)
     assert element_key("10681.png") == "10681" and element_key("C:\\x\\10681,abc.png") == "10681"
     assert fabric_key("SimulatedPrintedFabrics-17k/test/img/images/te00001.png") == "te00001" == fabric_key("te00001")
+
+
+# ---------------------------------------------------------------------------------------------------
+# leaving images out (FabricSet.without)
+
+
+def _tiny(root: Path) -> FabricSet:
+    """Train a, b; test t1..t4; a validation fabric that shares the id t2; queries q1..q3 (test) and v1."""
+    def fab(fid, split, mids):
+        return FabricRecord(fid, root / split / f"{fid}.png", split, tuple(mids), ("floral",) * len(mids))
+
+    fabrics = [fab("a", "train", ["m1"]), fab("b", "train", ["m1", "m2"]), fab("t1", "test", ["q1"]),
+               fab("t2", "test", ["q1", "q2"]), fab("t3", "test", ["q2"]), fab("t4", "test", ["q3"]),
+               fab("t2", "validation", ["v1"])]
+    motifs = [MotifRecord(m, root / "element img" / f"{m},.png", "floral", split)
+              for m, split in (("m1", "train"), ("m2", "train"), ("q1", "test"), ("q2", "test"), ("q3", "test"),
+                               ("v1", "validation"))]
+    queries = [QueryRecord(q, root / "element img" / f"{q},.png", split, q, "floral", rel)
+               for q, split, rel in (("q1", "test", ("t1", "t2")), ("q2", "test", ("t2", "t3")),
+                                     ("q3", "test", ("t4",)), ("v1", "validation", ("t2",)))]
+    return FabricSet(root, fabrics, motifs, queries, problems=["as read"])
+
+
+def test_image_paths_are_fabrics_then_motifs_each_once(tmp_path):
+    fs = _tiny(tmp_path)
+    assert fs.image_paths() == [f.path for f in fs.fabrics] + [m.path for m in fs.motifs] == fs.paths()
+
+
+def test_without_nothing_is_the_set_itself(tmp_path):
+    fs = _tiny(tmp_path)
+    assert fs.without({}) is fs and fs.without({tmp_path / "elsewhere.png": "empty file (0 bytes)"}) is fs
+
+
+def test_an_unreadable_fabric_leaves_its_split_and_every_relevant_list(tmp_path):
+    fs = _tiny(tmp_path)
+    out = fs.without({fs.fabric("t2", "test").path: "truncated image data"})
+    assert out.fabric_ids("test") == ["t1", "t3", "t4"] and out.fabric_ids("train") == ["a", "b"]
+    assert out.fabric_ids("validation") == ["t2"]  # the same id in another split stays
+    assert [(q.query_id, q.relevant) for q in out.queries] == [
+        ("q1", ("t1",)), ("q2", ("t3",)), ("q3", ("t4",)), ("v1", ("t2",))]
+    assert out.relevant("q1") == {"t1"} and out.problems == ["as read"] and out.motifs == fs.motifs
+    assert fs.fabric_ids("test") == ["t1", "t2", "t3", "t4"]  # the set itself is unchanged
+
+
+def test_a_query_without_a_relevant_fabric_left_is_dropped_and_noted(tmp_path):
+    fs = _tiny(tmp_path)
+    bad = {fs.fabric("t4", "test").path: "empty file (0 bytes)", fs.motif("q1").path: "not an image"}
+    out = fs.without(bad)
+    assert out.query_ids("test") == ["q2"]  # q1: its motif is unreadable; q3: t4 was its only relevant fabric
+    assert [m.id for m in out.motifs] == ["m1", "m2", "q2", "q3", "v1"]  # q3's motif itself is readable
+    assert out.problems == ["as read", "test query q3 left out: every fabric relevant to it is unreadable"]
+    assert (out.root, out.source, out.gt_key, out.manifest_path) == (fs.root, fs.source, fs.gt_key, fs.manifest_path)
+
+
+def test_without_unreadable_on_a_generated_set(smoke, tmp_path):
+    copy = tmp_path / "set"
+    shutil.copytree(smoke, copy)
+    raw = load_fabrics(copy)
+    fabric, query = raw.fabrics_of("train")[0], raw.queries_of("test")[0]
+    fabric.path.write_bytes(fabric.path.read_bytes()[:100])
+    query.path.write_bytes(b"")
+    (fs,), skipped = without_unreadable(raw)
+    assert [p for p, _ in skipped] == [fabric.path, query.path]  # in image_paths order
+    assert "truncated" in skipped[0][1] and "empty" in skipped[1][1]
+    assert fabric.id not in fs.fabric_ids("train") and query.query_id not in fs.query_ids("test")
+    assert len(fs.fabrics) == len(raw.fabrics) - 1 and len(fs.queries) == len(raw.queries) - 1
 
 
 # ---------------------------------------------------------------------------------------------------

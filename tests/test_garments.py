@@ -12,9 +12,11 @@ from conftest import synth_in
 from PIL import Image
 from scipy import ndimage
 
-from fgr_utils.data.synth import GENERATORS, _load_builtin
+from fgr_utils.data.synth import GENERATORS
 from fgr_utils.data.synth import garments as G
 from fgr_utils.data.synth import manifest as synth_manifest
+from fgr_utils.data.synth import sbir_garments as S
+from fgr_utils.data.synth.garments import geometry
 from fgr_utils.errors import FgrError
 
 SKETCH_NAME = re.compile(r"^(g\d{5})_(\d+)\.png$")
@@ -22,12 +24,12 @@ SKETCH_NAME = re.compile(r"^(g\d{5})_(\d+)\.png$")
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory) -> Path:
-    return synth_in(tmp_path_factory.mktemp("garments"), G.NAME)
+    return synth_in(tmp_path_factory.mktemp("garments"), S.NAME)
 
 
 @pytest.fixture(scope="module")
 def meta(smoke) -> dict:
-    return json.loads((smoke / G.JSON_FILE).read_text())
+    return json.loads((smoke / S.JSON_FILE).read_text())
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -53,15 +55,14 @@ def _outline_score(sketch: Image.Image, mask: np.ndarray, r: int) -> float:
 
 
 def test_registered_with_presets_and_counts():
-    _load_builtin()
-    for name in (G.NAME, f"{G.NAME}-xdog", f"{G.NAME}-canny"):
+    for name in (S.NAME, f"{S.NAME}-xdog", f"{S.NAME}-canny"):
         assert {"smoke", "demo"} <= set(GENERATORS[name].sizes)
-    assert G.garment_plan("smoke") == G.GarmentPlan(24, 12, 64)
-    assert G.garment_plan("demo").px == 128
-    plan = G.garment_plan("50")
+    assert S.garment_plan("smoke") == S.GarmentPlan(24, 12, 64)
+    assert S.garment_plan("demo").px == 128
+    plan = S.garment_plan("50")
     assert (plan.train_photos + plan.test_photos, plan.px) == (50, 64)
     with pytest.raises(FgrError, match="at least 4"):
-        G.garment_plan("3")
+        S.garment_plan("3")
 
 
 def test_smoke_layout_pairs_and_counts(smoke, meta):
@@ -118,22 +119,22 @@ def test_smoke_metadata_and_fine_grained_families(meta):
 
 
 def test_same_seed_same_bytes_other_seed_differs(smoke, tmp_path):
-    again = synth_in(tmp_path / "a", G.NAME)
+    again = synth_in(tmp_path / "a", S.NAME)
     assert _files(again) == _files(smoke)
-    other = synth_in(tmp_path / "b", G.NAME, seed=1)
+    other = synth_in(tmp_path / "b", S.NAME, seed=1)
     a, b = _files(smoke), _files(other)
     photo = lambda files, pid: next(v for k, v in files.items() if k.endswith(f"B/{pid}.png"))  # noqa: E731
     assert all(photo(a, f"g{i:05d}") != photo(b, f"g{i:05d}") for i in range(36))
-    assert a[G.JSON_FILE] != b[G.JSON_FILE]
+    assert a[S.JSON_FILE] != b[S.JSON_FILE]
 
 
 def test_pseudo_sketch_sets_share_photos_and_names(smoke, tmp_path):
-    canny = synth_in(tmp_path, f"{G.NAME}-canny")
+    canny = synth_in(tmp_path, f"{S.NAME}-canny")
     ours, theirs = _files(smoke), _files(canny)
     assert sorted(ours) == sorted(theirs)
     assert all(ours[f] == theirs[f] for f in ours if "B/" in f), "the same photos, byte for byte"
     assert any(ours[f] != theirs[f] for f in ours if "A/" in f)
-    meta = json.loads((canny / G.JSON_FILE).read_text())
+    meta = json.loads((canny / S.JSON_FILE).read_text())
     assert {s["source"] for s in meta["sketches"].values()} == {"canny"}
     assert {s["designer"] for s in meta["sketches"].values()} == {None}
     # two pseudo-sketches of one photo differ (each k re-poses the photo)
@@ -267,7 +268,7 @@ def test_geometry_is_shared_and_print_is_clipped():
     pts = np.vstack(geom.print_strokes)
     inside = np.zeros(len(pts), bool)
     for r in geom.region:
-        inside |= G._inside(pts, r)
+        inside |= geometry._inside(pts, r)
     assert inside.all() and len(geom.print_strokes) < len(geom.prints)
 
 

@@ -148,6 +148,31 @@ def test_check_counts_lists_first_missing(tmp_path):
 # ----------------------------------------------------------------------------------------------- generator
 
 
+def test_image_paths_are_database_then_queries_each_once(toy, tmp_path):
+    assert toy.image_paths() == toy.db_paths + toy.query_paths
+    old = load_landmarks(_write_set(tmp_path / "old", "oxford5k", {"a": (20, 20), "b": (20, 20)}, ["a", "b"], ["b"],
+                                    [{"ok": [1], "junk": [], "bbx": [0, 0, 10, 10]}]))
+    assert [p.name for p in old.image_paths()] == ["a.jpg", "b.jpg"]  # the old protocol's queries are in imlist
+
+
+def test_without_raises_one_line_naming_the_file_and_ending_with_the_fix(toy, tmp_path):
+    assert toy.fix == "" and toy.without({}) is toy
+    assert toy.without({tmp_path / "jpg" / "other.jpg": "empty file (0 bytes)"}) is toy  # not one of its images
+    toy.fix = "generate it again with `fgr data synth toy --force`"
+    with pytest.raises(FgrError) as err:
+        toy.without({toy.db_paths[1]: "truncated image data", tmp_path / "elsewhere.jpg": "empty file (0 bytes)"})
+    msg = str(err.value)
+    assert msg == (f"toy at {toy.root}: 1 image(s) cannot be read: large.jpg (truncated image data); the revisited "
+                   "protocol's ground truth indexes every image, so none can be left out: "
+                   "generate it again with `fgr data synth toy --force`")
+    toy.fix = ""
+    with pytest.raises(FgrError) as err:
+        toy.without({toy.query_paths[0]: "empty file (0 bytes)"})
+    assert "\n" not in str(err.value) and str(err.value).endswith("q0.jpg (empty file (0 bytes)); the revisited "
+                                                                  "protocol's ground truth indexes every image, so "
+                                                                  "none can be left out")
+
+
 def test_visible_fraction_geometry():
     box = (10.0, 10.0, 30.0, 20.0)
     assert pl.visible_fraction(pl.Window(20, 15, 20, 10, 0), box) == pytest.approx(1.0)

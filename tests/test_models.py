@@ -7,8 +7,8 @@ import torch.nn.functional as F
 
 from fgr_utils.errors import FgrError
 from fgr_utils.losses import cosine_triplet
-from fgr_utils.models.backbones import create_backbone, set_trainable
-from fgr_utils.models.qga import GlobalModel, QGAModel
+from fgr_utils.backbones import create_backbone, set_trainable
+from fgr_utils.tracks.fabric.models import GlobalModel, QGAModel
 
 
 def test_backbone_tokens_and_partial_unfreeze():
@@ -141,15 +141,18 @@ def test_demo_backbone_stem_cache_gives_the_same_tokens(tmp_path):
         Image.fromarray(rng.integers(0, 255, (50, 70, 3), dtype=np.uint8)).save(paths[-1])
     for size, grid in ((256, 8), (64, 2)):  # the fabric size, and a query at print scale (smaller grid)
         pre = Preprocess(size=size)
-        cache = StemCache(bb, paths, pre, progress=False)
+        cache = StemCache(bb, lambda m, x: m.stem_features(x))
+        for view, transform in ((0, pre), (1, pre.mirrored())):
+            assert cache.fill([(view, p) for p in paths], paths, transform, batch_size=2) == len(paths)
+        assert cache.fill([(0, p) for p in paths], paths, pre) == 0  # held rows are never computed again
         bb.eval()
         with torch.no_grad():
             images = torch.stack([pre(p) for p in paths])
             direct = bb(images)
             flipped = bb(images.flip(-1))
             with bb.stem_inputs():
-                from_cache = bb(torch.stack([cache(p, view=0) for p in paths]))
-                from_cache_flip = bb(torch.stack([cache(p, view=1) for p in paths]))
+                from_cache = bb(cache.stack([(0, p) for p in paths]))
+                from_cache_flip = bb(cache.stack([(1, p) for p in paths]))
         assert direct.shape == (3, 1 + grid * grid, bb.dim)
         assert torch.allclose(direct, from_cache, atol=2e-2)  # the cache stores float16
         assert torch.allclose(flipped, from_cache_flip, atol=2e-2)
@@ -172,14 +175,14 @@ def test_demo_backbone_starts_from_the_stem_features():
 
 
 def test_fabric_inputs_query_size():
-    from fgr_utils import fabric
+    from fgr_utils.tracks import fabric
 
     same = fabric.fabric_inputs(64)
     assert same.fabric.size == same.query.size == 64  # None: as released
     scaled = fabric.fabric_inputs(256, 64, resize="squash", rgba_background="black")
     assert (scaled.fabric.size, scaled.query.size) == (256, 64)
     assert scaled.query.resize == "squash" and scaled.query.rgba_background == "black"
-    assert fabric.describe_inputs(scaled)["query"]["size"] == 64
+    assert scaled.describe()["query"]["size"] == 64
 
 
 def test_sbir_demo_backbone_has_a_trainable_conv_stem():

@@ -79,7 +79,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from fgr_utils import search
-from fgr_utils.train import fit, load_checkpoint
+from fgr_utils.results import RunRecord
+from fgr_utils.tracks.base import Catalogue, TrainedRun
+from fgr_utils.checkpoints import load_checkpoint
+from fgr_utils.train import fit
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
@@ -366,47 +369,58 @@ def test_zero_byte_feature_cache_is_rebuilt(tmp_path, capsys):
     assert np.array_equal(np.asarray(again), good) and cache.stat().st_size > 0
 
 
-class _ToySearcher(search.Searcher):
+class _ToyRun(TrainedRun):
     """A run without a model: its catalogue is fixed vectors, so only the collection logic is exercised."""
 
     track = "toy"
+    notebooks = ("toy",)
     catalogued = 0
-
-    def _load(self) -> None:
-        self.root = self.run_dir
-
-    def _model_hash(self) -> str:
-        return "5eed" * 16
-
-    def _catalogue(self):
-        type(self).catalogued += 1
-        v = np.random.default_rng(0).standard_normal((60, 8))
-        v /= np.linalg.norm(v, axis=1, keepdims=True)
-        return [f"item{i}" for i in range(60)], [f"img/{i}.png" for i in range(60)], {"image": v}, {}
-
-    def embed(self, img, groups):
-        return self.collection.vectors["image"][:1]
-
-    def bench_sets(self):
-        return []
 
     @property
     def dataset(self) -> str:
         return "toy"
 
+    @property
+    def root(self):
+        return self.run.dir
+
+    def model_hash(self) -> str:
+        return "5eed" * 16
+
+    @staticmethod
+    def _vectors() -> np.ndarray:
+        v = np.random.default_rng(0).standard_normal((60, 8))
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    def catalogue(self) -> Catalogue:
+        type(self).catalogued += 1
+        return Catalogue([f"item{i}" for i in range(60)], [f"img/{i}.png" for i in range(60)], {"image": self._vectors()})
+
+    def embed(self, img, groups):
+        return self._vectors()[:1]  # item 0's own vector
+
+    def bench_sets(self, catalogue):
+        return []
+
+    def evaluate(self):
+        return {}
+
+    def browser_inputs(self, **options):
+        return {}
+
 
 @pytest.mark.parametrize("cut", ["half", "all but the end", "zero bytes"])
 def test_torn_served_collection_is_rebuilt(tmp_path, capsys, cut):
-    record = {"notebook": "toy", "params": {}}
-    first = _ToySearcher(tmp_path, record)
+    run = RunRecord(tmp_path, {"notebook": "toy", "params": {}})
+    first = search.Searcher(_ToyRun(run))
     (path,) = (tmp_path / "index").glob("collection-*.npz")
     raw = path.read_bytes()
     path.write_bytes({"half": raw[: len(raw) // 2], "all but the end": raw[:-20], "zero bytes": b""}[cut])
     capsys.readouterr()
-    before = _ToySearcher.catalogued
-    again = _ToySearcher(tmp_path, record)
+    before = _ToyRun.catalogued
+    again = search.Searcher(_ToyRun(run))
     assert "rebuilding the collection" in capsys.readouterr().out
-    assert _ToySearcher.catalogued == before + 1
+    assert _ToyRun.catalogued == before + 1
     assert np.array_equal(again.collection.vectors["image"], first.collection.vectors["image"])
     assert search.Collection.load(path) is not None  # the file on disk is whole again
     pos, _, _ = again.search(None, again.groups, k=3)

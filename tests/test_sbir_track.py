@@ -9,8 +9,10 @@ import torch
 from conftest import read_json
 from PIL import Image
 
-from fgr_utils import cli, sbir
+from fgr_utils import cli
 from fgr_utils.errors import FgrError
+from fgr_utils.results import RunRecord
+from fgr_utils.tracks import sbir
 
 
 def test_unique_photo_batches_hold_each_sketch_once_and_no_photo_twice():
@@ -72,7 +74,11 @@ def test_sbir_track_smoke(isolated_dirs, capsys):
         assert m["acc@1/last"] <= m["acc@5/last"] <= m["acc@10/last"]
         assert m["data/test_photos"] == 12 and m["data/test_sketches"] == 32
         assert (runs / f"20_sbir_train-{method}/figures/retrieval.png").stat().st_size > 3_000
+        # the contract: the loaded run (its last epoch) reproduces the last epoch's recorded numbers
+        run = RunRecord.find(f"20_sbir_train-{method}", "smoke")
+        assert sbir.SbirRun.load(run).evaluate() == pytest.approx({f"acc@{k}/last": m[f"acc@{k}/last"] for k in sbir.KS})
     fig = read_json(runs / "21_sbir_figures/metrics.json")
+    assert set(fig["upstream"]) == {f"20_sbir_train-{method}" for method in sbir.METHODS}
     uniform = (17 * 17 - 1) / (3 * 17)  # vit-smoke: 16 patches + CLS
     for mode in ("token_index_arnet", "pixel_euclidean"):
         for modality in ("sketch", "photo"):

@@ -55,7 +55,7 @@ def test_health_and_info_describe_the_run(asfr):
     assert httpx.get(f"{url}/health").json() == {"status": "ok"}
     info = httpx.get(f"{url}/info").json()
     assert info["track"] == "asfr" and info["model"] == "asen_v2" and info["dataset"] == "asfr-garments"
-    assert info["attributes"] == s.data.names and len(info["attributes"]) == 8
+    assert info["attributes"] == s.trained.data.names and len(info["attributes"]) == 8
     assert info["index"] == {"kind": "flat", "size": len(s.collection.ids), "dim": 32, "groups": 8}
     assert info["limits"]["max_upload_bytes"] == 200_000 and info["limits"]["max_attributes"] == 3
 
@@ -78,7 +78,7 @@ def test_several_attributes_fuse_exact_cosine_sums_over_the_whole_collection(asf
     names = ["sleeve_length", "collar_design", "pattern_design"]
     body = _post(url, _image(s, 7), attributes=",".join(names), k="10").json()
     img = s.decode(_image(s, 7))
-    q = s.embed(img, names)
+    q = s.trained.embed(img, names)
     total = sum(s.collection.vectors[n] @ q[i] for i, n in enumerate(names))
     expected = np.argsort(-total, kind="stable")[:10]
     assert [x["id"] for x in body["results"]] == [s.collection.ids[i] for i in expected]
@@ -117,7 +117,7 @@ def test_bad_requests_get_a_4xx_json_reason_and_the_server_stays_up(asfr, case, 
     elif case == "repeated attribute":
         form = {"attributes": "sleeve_length,sleeve_length"}
     elif case == "too many attributes":
-        form = {"attributes": ",".join(s.data.names[:4])}
+        form = {"attributes": ",".join(s.trained.data.names[:4])}
     elif case == "no attribute":
         form = {}
     elif case == "too large":
@@ -162,7 +162,7 @@ def test_missing_fields_and_client_file_names_are_never_used_as_server_paths(asf
 def test_fabric_runs_rerank_the_shortlist_on_request(runs):
     s = search.open_run(runs["fabric"])
     assert s.can_rerank and not s.attribute_specific
-    motif = s.fs.query_paths("test")[0].read_bytes()
+    motif = s.trained.fs.query_paths("test")[0].read_bytes()
     with running(create_app(s)) as url:
         plain = _post(url, motif, k="10").json()
         ranked = _post(url, motif, k="10", rerank="true").json()
@@ -170,8 +170,8 @@ def test_fabric_runs_rerank_the_shortlist_on_request(runs):
     assert ranked["reranked"] and "rerank" in ranked["timings_ms"] and "rerank" not in plain["timings_ms"]
     # the served list is the stage-1 shortlist (shortlist_k deep) re-scored by stage 2, cut to k
     img = s.decode(motif)
-    pos, scores, _ = s.search(img, s.groups, s.rerank_depth)
-    pos2, scores2 = s.rerank(img, pos, scores)
+    pos, scores, _ = s.search(img, s.groups, s.trained.rerank_depth)
+    pos2, scores2 = s.trained.rerank(img, pos, scores)
     assert sorted(pos2.tolist()) == sorted(pos.tolist()) and pos2.tolist() != pos.tolist()
     assert [x["id"] for x in ranked["results"]] == [s.collection.ids[p] for p in pos2[:10]]
     assert [x["score"] for x in ranked["results"]] == pytest.approx(scores2[:10].tolist(), abs=1e-5)

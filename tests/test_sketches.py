@@ -117,6 +117,45 @@ def test_unknown_split_is_an_error(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------
+# leaving images out (SketchSet.without)
+# ------------------------------------------------------------------------------------------
+
+
+def test_image_paths_are_photos_then_paired_sketches_split_by_split(tmp_path):
+    ab = make_ab(tmp_path / "ChairV2", ["t_1.png", "t_12.png", "ghost_1.png"], ["t.png"], TEST_A, TEST_B)
+    s = sk.load_sketches(ab, arnet_compat_single_digit=True)
+    assert s.image_paths() == s.photos("train") + s.sketches("train") + s.photos("test") + s.sketches("test")
+    assert names(s.image_paths()) == ["t.png", "t_1.png", "p1.png", "p3.png", "p_2.png", "p1_1.png", "p3_2.png",
+                                      "p_2_3.png"]  # dropped (t_12, p1_10, p1_70) and unpaired (ghost_1) are never read
+    assert s.without({}) is s and s.without({tmp_path / "other.png": "empty file (0 bytes)"}) is s
+
+
+def test_an_unreadable_photo_makes_its_sketches_unpaired_and_renumbers_the_gallery(tmp_path):
+    ab = make_ab(tmp_path / "ShoeV2", ["t_1.png", "u_1.png"], ["t.png", "u.png"], TEST_A, TEST_B)
+    s = sk.load_sketches(ab)
+    out = s.without({ab / "testB" / "p3.png": "truncated image data",
+                     ab / "testA" / "p1_10.png": "empty file (0 bytes)", ab / "trainA" / "u_1.png": "not an image"})
+    assert names(out.photos("test")) == ["p1.png", "p_2.png"]
+    assert [(p.name, i) for p, i in out.pairs("test")] == [("p1_1.png", 0), ("p1_70.png", 0), ("p_2_3.png", 1)]
+    assert names(out.unpaired("test")) == ["p3_2.png"]  # its photo left: nothing to find
+    assert names(out.photos("train")) == ["t.png", "u.png"] and names(out.sketches("train")) == ["t_1.png"]
+    assert names(out.photos_without_sketch("train")) == ["u.png"]  # a photo whose sketch left stays a distractor
+    assert (out.root, out.name, out.arnet_compat_single_digit) == (s.root, s.name, s.arnet_compat_single_digit)
+    assert out.counts()["test"] == {"photos": 2, "sketches": 3, "photos_without_sketch": 0, "unpaired_sketches": 1,
+                                    "dropped_single_digit": 0}
+    assert len(s.pairs("test")) == 5 and len(s.photos("test")) == 3  # the set itself is unchanged
+
+
+def test_without_keeps_the_single_digit_filter_and_its_dropped_sketches(tmp_path):
+    ab = make_ab(tmp_path / "ChairV2", [], [], TEST_A, TEST_B)
+    s = sk.load_sketches(ab, arnet_compat_single_digit=True)
+    out = s.without({ab / "testB" / "p1.png": "truncated image data"})
+    assert names(out.dropped("test")) == ["p1_10.png", "p1_70.png"] and out.arnet_compat_single_digit
+    assert names(out.unpaired("test")) == ["p1_1.png"]
+    assert [(p.name, i) for p, i in out.pairs("test")] == [("p3_2.png", 0), ("p_2_3.png", 1)]
+
+
+# ------------------------------------------------------------------------------------------
 # finding the A/B folder
 # ------------------------------------------------------------------------------------------
 

@@ -8,9 +8,10 @@ from PIL import Image
 
 from fgr_utils.data.transforms import Preprocess
 from fgr_utils.embed import extract, extract_loop
-from fgr_utils.models.backbones import create_backbone
-from fgr_utils.models.qga import GlobalModel
-from fgr_utils.train import fit, load_checkpoint
+from fgr_utils.backbones import create_backbone
+from fgr_utils.tracks.fabric.models import GlobalModel
+from fgr_utils.checkpoints import load_checkpoint
+from fgr_utils.train import fit
 
 
 def _problem(seed: int = 0):

@@ -18,20 +18,22 @@ lines ``a b c`` (under the condition, image ``a`` is more similar to ``c`` than 
 ``filenames.json`` beside the folder that is read line by line as plain paths. :func:`load_triplet_lists`
 pools the conditions' lists, shuffles them and keeps CSN's share (``n_triplets * |conditions| / 4``).
 
-Images are not decoded here. :meth:`AttributeSet.without` and :meth:`TripletLists.without` give a copy
-without some images (the unreadable ones ``fgr_utils.asfr.load_dataset`` finds): every label, query,
+Images are not decoded here. :meth:`AttributeSet.image_paths` and :meth:`TripletLists.image_paths` list
+what a loader reads, and their ``without`` gives a copy without some images (what
+:func:`fgr_utils.data.reader.without_unreadable` calls with the unreadable ones): every label, query,
 candidate or triplet row that names one leaves, and image ids are renumbered over the images kept.
 """
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from fgr_utils.data import registry
 from fgr_utils.errors import DatasetMissing, FgrError
 
 __all__ = [
@@ -133,13 +135,11 @@ def _renumber(keep: np.ndarray) -> np.ndarray:
 
 def find_meta(root: str | os.PathLike) -> Path:
     """The meta.json for a split folder: ``root/``, then ``root/..``, then the ``asen-splits`` dataset."""
-    from fgr_utils.data.registry import dataset_root
-
     root = Path(root)
     for candidate in (root / "meta.json", root.parent / "meta.json"):
         if candidate.is_file():
             return candidate
-    asen = dataset_root("asen-splits")
+    asen = registry.dataset_root("asen-splits")
     found = sorted(asen.glob("**/meta.json"), key=lambda p: (len(p.parts), str(p))) if asen.is_dir() else []
     if found:
         return found[0]
@@ -278,15 +278,19 @@ class AttributeSet:
         return [p for p in (self.root / f for f in self.filenames[split]) if not p.is_file()]
 
     def image_paths(self) -> list[Path]:
-        """Every listed image path, split after split (``train``, ``valid``, ``test``), in id order."""
-        return [self.root / f for split in SPLITS for f in self.filenames[split]]
+        """Every listed image, each once: split after split (``train``, ``valid``, ``test``), in id order."""
+        return list(dict.fromkeys(self.root / f for split in SPLITS for f in self.filenames[split]))
 
-    def without(self, images: Collection[str | os.PathLike]) -> AttributeSet:
-        """A copy without the image files ``images``: the label, query and candidate rows that name one
-        leave, and the ids of the images kept are renumbered (an id is then a position in the kept
-        ``filenames``, no longer a line of the split file). :meth:`counts` then counts what is kept."""
-        drop = {Path(p) for p in images}
-        if not drop:
+    def without(self, bad: Mapping[Path, str]) -> AttributeSet:
+        """A copy without the images ``bad`` names (path -> reason; images it does not list are ignored).
+
+        The label, query and candidate rows that name one leave, and the ids of the images kept are
+        renumbered (an id is then a position in the kept ``filenames``, not a line of the split file);
+        :meth:`counts` then counts what is kept. When none of its images is in ``bad``, the set itself
+        is returned.
+        """
+        drop = {Path(p) for p in bad}
+        if not any(p in drop for p in self.image_paths()):
             return self
         filenames, new_id = {}, {}
         for split in SPLITS:
@@ -419,16 +423,17 @@ class TripletLists:
         return self.image_root / self.filenames[i]
 
     def image_paths(self) -> list[Path]:
-        """The path of every image of ``filenames.json``, in index order."""
-        return [self.image_root / f for f in self.filenames]
+        """The image of every line of ``filenames.json``, each once, in index order."""
+        return list(dict.fromkeys(self.image_root / f for f in self.filenames))
 
-    def without(self, images: Collection[str | os.PathLike]) -> TripletLists:
-        """A copy without the image files ``images``: every triplet that names one leaves, and the
-        images kept are renumbered."""
-        drop = {Path(p) for p in images}
-        if not drop:
+    def without(self, bad: Mapping[Path, str]) -> TripletLists:
+        """A copy without the images ``bad`` names (path -> reason; images it does not list are ignored):
+        every triplet that names one leaves, and the images kept are renumbered. When none of its
+        images is in ``bad``, the set itself is returned."""
+        drop = {Path(p) for p in bad}
+        if not any(p in drop for p in self.image_paths()):
             return self
-        keep = np.array([p not in drop for p in self.image_paths()], dtype=bool)
+        keep = np.array([self.path(i) not in drop for i in range(len(self.filenames))], dtype=bool)
         new_id = _renumber(keep)
         triplets = {}
         for split, rows in self.triplets.items():
@@ -520,6 +525,4 @@ def load_triplet_lists(list_root: str | os.PathLike, image_root: str | os.PathLi
 
 def zappos_root() -> tuple[Path, Path]:
     """(list_root, image_root) of the downloaded CSN triplet lists and UT-Zappos50K images."""
-    from fgr_utils.data import registry
-
     return registry.require("csn-zappos-triplets"), registry.require("zappos50k")

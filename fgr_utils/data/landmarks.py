@@ -21,15 +21,17 @@ Image scaling follows cirtorch's ``ImagesFromList`` with the filter named explic
 
 :meth:`LandmarkSet.preprocessing` returns these choices as a dict to log next to every number.
 
-Unlike the other tracks' loaders, nothing here leaves an unreadable image out: the ground truth
-indexes ``imlist`` by position, so removing a database image would change the protocol.
-:meth:`LandmarkSet.check_images` stops instead, naming every unreadable file.
+Unlike the other readers, nothing here leaves an image out: the ground truth indexes ``imlist`` by
+position, so removing a database image would change the protocol. :meth:`LandmarkSet.without` (what
+:func:`fgr_utils.data.reader.without_unreadable` calls with the unreadable images) stops instead,
+naming every unreadable file and ending with :attr:`LandmarkSet.fix`, how to get the set whole again.
 """
 from __future__ import annotations
 
 import math
 import os
 import pickle
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +39,7 @@ from typing import Any
 from PIL import Image
 
 from fgr_utils import io
-from fgr_utils.data.images import load_rgb, unreadable_images
+from fgr_utils.data.images import load_rgb
 from fgr_utils.errors import DatasetMissing, FgrError
 
 __all__ = ["LandmarkSet", "load_landmarks", "preprocessing", "detect_protocol", "REFERENCE_COUNTS", "RESAMPLE"]
@@ -136,6 +138,7 @@ class LandmarkSet:
     protocol: str
     gnd_path: Path | None = None
     ext: str = ".jpg"
+    fix: str = ""  # how to get the set whole again (set by the caller), ending the error of :meth:`without`
     _paths: dict = field(default_factory=dict, repr=False)
 
     # -- paths ---------------------------------------------------------------------------------------
@@ -243,19 +246,25 @@ class LandmarkSet:
             raise FgrError(f"{self.name} at {self.root}: " + "; ".join(problems) + hint)
         return found
 
-    def check_images(self, fix: str, workers: int = 2) -> None:
-        """Decode every database and query image (scan cache reused); raise one :class:`FgrError` line
-        naming the unreadable ones and ending with ``fix`` (how to get the set whole again).
+    def image_paths(self) -> list[Path]:
+        """Every database then query image, each once, in list order."""
+        return list(dict.fromkeys(self.db_paths + self.query_paths))
+
+    def without(self, bad: Mapping[Path, str]) -> LandmarkSet:
+        """The set itself when none of its images is in ``bad`` (path -> reason); else one
+        :class:`FgrError` line naming its images in ``bad`` and ending with :attr:`fix`.
 
         The protocol's index lists point into ``imlist`` by position and its queries are ``qimlist``, so
-        no image can be left out as the other tracks do: the set must be whole.
+        no image can be left out as the other readers do: the set must be whole.
         """
-        bad = unreadable_images(self.db_paths + self.query_paths, workers=workers)
+        mine = set(self.image_paths())
+        bad = {Path(p): r for p, r in bad.items() if Path(p) in mine}
         if not bad:
-            return
+            return self
         shown = io.few(f"{p.name} ({reason})" for p, reason in bad.items())
         raise FgrError(f"{self.name} at {self.root}: {len(bad)} image(s) cannot be read: {shown}; the "
-                       f"{self.protocol} protocol's ground truth indexes every image, so none can be left out: {fix}")
+                       f"{self.protocol} protocol's ground truth indexes every image, so none can be left out"
+                       + (f": {self.fix}" if self.fix else ""))
 
     def missing_files(self) -> list[Path]:
         """Database then query image files that do not exist (in list order, each once)."""

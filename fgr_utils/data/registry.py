@@ -5,6 +5,11 @@ One :class:`DatasetSpec` per dataset of ``shared/reference/datasets.md``. A real
 fetches it (``fgr_utils.data.download``), ``fgr data verify NAME`` runs the checks and lists what is
 missing. Synthetic stand-ins are registered in ``fgr_utils.data.synth`` and live under
 ``<data>/synth/<name>/<size>-seed<seed>/``.
+
+Real and synthetic datasets both say which tracks use them and which of the kit's reader families
+(:data:`FORMATS`) reads them as installed, so :func:`names` is the one source for "every dataset a
+reader or track handles": the sample figures, the tracks and the tests ask it instead of keeping
+their own lists of names.
 """
 from __future__ import annotations
 
@@ -14,11 +19,19 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fgr_utils.data import synth
 from fgr_utils.errors import DatasetMissing, FgrError
 from fgr_utils.paths import data_dir
 
 SOURCES = ("http", "kaggle", "gdrive", "gdrive-folder", "manual")
 MANIFEST = ".fgr-manifest.json"
+#: The kit's reader families, by what a dataset looks like as installed:
+#: "fabrics" (fgr_utils.data.fabrics: SimulatedPrintedFabrics layout), "landmarks" (fgr_utils.data.landmarks:
+#: jpg/ + gnd pickle), "sketches" (fgr_utils.data.sketches: A/B folders), "attributes"
+#: (fgr_utils.data.attributes: ASEN split files), "triplets" (fgr_utils.data.attributes.load_triplet_lists: an
+#: image set read through CSN's conditional triplet lists, as zappos50k with those of csn-zappos-triplets).
+#: A dataset no reader of the kit reads has format "".
+FORMATS = ("fabrics", "landmarks", "sketches", "attributes", "triplets")
 
 
 @dataclass(frozen=True)
@@ -92,6 +105,7 @@ class DatasetSpec:
     requires: tuple[str, ...] = ()  # datasets that must be fetched first
     links: tuple[tuple[str, str], ...] = ()  # (path in this dataset, "<dataset>/<path>") symlinks
     stand_in: str = ""  # synthetic generator that writes this dataset's format
+    format: str = ""  # the reader family (one of FORMATS) that reads it as installed; "" for none
     notes: str = ""
     mirrors: tuple[str, ...] = field(default=())  # other places to get it by hand, in words
     # Post-extraction hook, "package.module:function", called as function(staging_folder, spec) after
@@ -102,6 +116,8 @@ class DatasetSpec:
     def __post_init__(self):
         if self.source not in SOURCES:
             raise ValueError(f"{self.name}: unknown source {self.source!r}")
+        if self.format and self.format not in FORMATS:
+            raise ValueError(f"{self.name}: unknown format {self.format!r}; formats are {', '.join(FORMATS)}")
 
     def via(self, label: str) -> "DatasetSpec":
         """This dataset fetched from the mirror ``label``: same name, layout and checks, other source."""
@@ -163,6 +179,7 @@ for _spec in [
         name="printed-fabrics",
         title="SimulatedPrintedFabrics-17k and RealPrintedFabrics-13k (sub-element motifs)",
         tracks=("fabric",),
+        format="fabrics",
         source="kaggle",
         kaggle_id="yunjiaoma/finegrainedsubelementretrievaldataset",
         layout=_FABRIC_LAYOUT,
@@ -175,6 +192,7 @@ for _spec in [
         name="oxford5k",
         title="Oxford5k buildings (old protocol, face-blurred v1 images)",
         tracks=("fabric",),
+        format="landmarks",
         source="http",
         archives=(
             Archive("oxbuild_images-v1.tgz", url=f"{_OX}/oxbuildings/oxbuild_images-v1.tgz", subdir="jpg", flatten=True),
@@ -189,6 +207,7 @@ for _spec in [
         name="paris6k",
         title="Paris6k buildings (old protocol, v1 images)",
         tracks=("fabric",),
+        format="landmarks",
         source="http",
         archives=(
             Archive("paris_1-v1.tgz", url=f"{_OX}/parisbuildings/paris_1-v1.tgz", subdir="jpg", flatten=True),
@@ -204,6 +223,7 @@ for _spec in [
         name="roxford5k",
         title="Revisited Oxford (Easy / Medium / Hard)",
         tracks=("fabric",),
+        format="landmarks",
         source="http",
         archives=(Archive("gnd_roxford5k.pkl", url=f"{_REV}/datasets/roxford5k/gnd_roxford5k.pkl", extract=False),),
         requires=("oxford5k",),
@@ -218,6 +238,7 @@ for _spec in [
         name="rparis6k",
         title="Revisited Paris (Easy / Medium / Hard)",
         tracks=("fabric",),
+        format="landmarks",
         source="http",
         archives=(Archive("gnd_rparis6k.pkl", url=f"{_REV}/datasets/rparis6k/gnd_rparis6k.pkl", extract=False),),
         requires=("paris6k",),
@@ -258,6 +279,7 @@ for _spec in [
         name="shoev2",
         title="QMUL-Shoe-V2 (fine-grained SBIR)",
         tracks=("sbir",),
+        format="sketches",
         source="gdrive",
         archives=(_SKETCHX_ZIP,),
         layout=(
@@ -276,6 +298,7 @@ for _spec in [
         name="chairv2",
         title="QMUL-Chair-V2 (fine-grained SBIR)",
         tracks=("sbir",),
+        format="sketches",
         source="gdrive",
         archives=(_SKETCHX_ZIP,),
         layout=(
@@ -293,6 +316,7 @@ for _spec in [
         name="clothesv1",
         title="HNU Clothes-V1 (fine-grained SBIR, 7 designers)",
         tracks=("sbir",),
+        format="sketches",
         source="gdrive-folder",
         gdrive_folder_id="1630UOV7AFPd2BwjgmZHz8igFAZ68mvnR",
         layout=(
@@ -337,6 +361,7 @@ for _spec in [
         name="fashionai",
         title="FashionAI attributes (Tianchi 231671)",
         tracks=("asfr",),
+        format="attributes",
         source="manual",
         layout=(
             LayoutCheck("fashionAI_attributes_train*/Images/*_labels/*.jpg", 100_000, what="images"),
@@ -359,6 +384,7 @@ for _spec in [
         name="deepfashion",
         title="DeepFashion Category & Attribute Prediction",
         tracks=("asfr",),
+        format="attributes",
         source="manual",
         layout=(
             LayoutCheck("img/**/*.jpg", 280_000, what="images"),
@@ -380,6 +406,7 @@ for _spec in [
         name="darn",
         title="DARN (scraped from a URL list)",
         tracks=("asfr",),
+        format="attributes",
         source="manual",
         layout=(LayoutCheck("pic/**/*.jpg", 200_000, what="images"),),
         manual_steps=(
@@ -395,6 +422,7 @@ for _spec in [
         name="zappos50k",
         title="UT-Zappos50K images",
         tracks=("asfr",),
+        format="triplets",
         source="http",
         archives=(Archive("ut-zap50k-images.zip", url="http://vision.cs.utexas.edu/projects/finegrained/utzap50k/ut-zap50k-images.zip"),),
         layout=(LayoutCheck("ut-zap50k-images/**/*.jpg", 50_025, 50_025, "images"),),
@@ -523,23 +551,52 @@ def manual_steps(name: str) -> list[str]:
     return [s.format(dest=dest) for s in spec.manual_steps]
 
 
+def names(*, track: str | None = None, format: str | None = None, synthetic: bool | None = None) -> tuple[str, ...]:
+    """The datasets that match every filter given: synthetic generators first, in registration order,
+    then real datasets, in registration order.
+
+    ``track``: used by that track; ``format``: read by that reader family (one of :data:`FORMATS`, or
+    "" for the datasets no reader of the kit reads); ``synthetic``: True for the generators only, False
+    for the real datasets only.
+    """
+    if format is not None and format != "" and format not in FORMATS:
+        raise FgrError(f"unknown dataset format {format!r}; formats are {', '.join(FORMATS)}")
+
+    def keep(tracks: tuple[str, ...], fmt: str) -> bool:
+        return (track is None or track in tracks) and (format is None or fmt == format)
+
+    out: list[str] = []
+    if synthetic is not False:
+        out += [g.name for g in synth.GENERATORS.values() if keep(g.tracks, g.format)]
+    if synthetic is not True:
+        out += [d.name for d in DATASETS.values() if keep(d.tracks, d.format)]
+    return tuple(out)
+
+
+def is_synthetic(name: str) -> bool:
+    """True for a synthetic generator, False for a real dataset; an unknown name stops with the known ones."""
+    if name in synth.GENERATORS:
+        return True
+    if name in DATASETS:
+        return False
+    raise FgrError(f"unknown dataset {name!r}; `fgr data list` shows the {len(DATASETS) + len(synth.GENERATORS)} "
+                   "known ones")
+
+
 def catalogue() -> list[dict[str, str]]:
     """One row per dataset, real and synthetic, with its status: present / missing / synthetic."""
-    from fgr_utils.data import synth
-
     rows = []
     for spec in DATASETS.values():
         st = status(spec.name)
         rows.append({"name": spec.name, "status": st, "source": spec.source_text, "tracks": ",".join(spec.tracks),
                      "title": spec.title, "expected": spec.expected, "licence": spec.licence,
                      "stand-in": spec.stand_in})
-    synth._load_builtin()
     for gen in synth.GENERATORS.values():
         made = synth.generated(gen.name)
         st = "synthetic" if made else "missing"
         sizes = ", ".join(f"{m['size']}/seed{m['seed']}" for m in made)
         rows.append({"name": gen.name, "status": st, "source": "synthetic (fgr data synth)",
-                     "tracks": "", "title": gen.description + (f" [generated: {sizes}]" if sizes else ""),
+                     "tracks": ",".join(gen.tracks), "title": gen.description + (f" [generated: {sizes}]" if sizes else ""),
                      "expected": f"sizes: {', '.join(gen.sizes)}", "licence": "generated by the kit",
                      "stand-in": ""})
     return rows

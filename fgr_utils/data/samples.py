@@ -1,4 +1,8 @@
-"""A sample figure per dataset family, for the datasets notebook."""
+"""A sample figure per dataset family, for the datasets notebook.
+
+Which figure a dataset gets follows its reader family in the registry (``registry.names(format=...)``),
+so a newly registered dataset of a known format is drawn like the others of its format.
+"""
 from __future__ import annotations
 
 import random
@@ -6,11 +10,11 @@ from pathlib import Path
 from typing import Iterable
 
 from fgr_utils import viz
+from fgr_utils.data import registry
+from fgr_utils.data.attributes import load_attribute_set
 from fgr_utils.data.images import image_files
-
-_LANDMARK_SETS = {"photo-landmarks", "sim-revisited", "oxford5k", "paris6k", "roxford5k", "rparis6k"}
-_SKETCH_SETS = {"sbir-garments", "sbir-garments-xdog", "sbir-garments-canny", "clothesv1", "shoev2", "chairv2"}
-_ATTRIBUTE_SETS = {"asfr-garments", "fashionai", "deepfashion", "darn"}
+from fgr_utils.data.landmarks import load_landmarks
+from fgr_utils.data.sketches import AB_FOLDERS, load_sketches
 
 
 def sample_figure(name: str, root: Path, n: int = 6, seed: int = 0, skip: Iterable[Path] = ()):
@@ -19,11 +23,11 @@ def sample_figure(name: str, root: Path, n: int = 6, seed: int = 0, skip: Iterab
     ``skip``: image files known to be unreadable (from a scan), never drawn.
     """
     bad = {Path(p) for p in skip}
-    if name in _LANDMARK_SETS:
+    if name in registry.names(format="landmarks"):
         return landmark_figure(root, n, seed, bad)
-    if name in _SKETCH_SETS:
+    if name in registry.names(format="sketches"):
         return sketch_figure(name, root, n, seed, bad)
-    if name in _ATTRIBUTE_SETS:
+    if name in registry.names(format="attributes"):
         return attribute_figure(name, root, n, seed, bad)
     paths = [p for p in image_files(root) if p not in bad]
     picks = random.Random(seed).sample(paths, min(n, len(paths)))
@@ -32,8 +36,6 @@ def sample_figure(name: str, root: Path, n: int = 6, seed: int = 0, skip: Iterab
 
 def landmark_figure(root: Path, n: int = 6, seed: int = 0, bad: set[Path] = frozenset()):
     """Row 1: queries with their box; row 2: one query's easy, hard and junk database images."""
-    from fgr_utils.data.landmarks import load_landmarks
-
     ds = load_landmarks(root)
     n = max(3, n)
     rng = random.Random(seed)
@@ -59,8 +61,6 @@ def landmark_figure(root: Path, n: int = 6, seed: int = 0, bad: set[Path] = froz
 
 def sketch_figure(name: str, root: Path, n: int = 6, seed: int = 0, bad: set[Path] = frozenset()):
     """Test photos (blue frame), each followed by the sketches drawn from it."""
-    from fgr_utils.data.sketches import AB_FOLDERS, load_sketches
-
     sketches = load_sketches(root, name=AB_FOLDERS.get(name))
     photos = sketches.photos("test")
     by_photo: dict[int, list[Path]] = {}
@@ -81,8 +81,6 @@ def sketch_figure(name: str, root: Path, n: int = 6, seed: int = 0, bad: set[Pat
 
 def attribute_figure(name: str, root: Path, n: int = 6, seed: int = 0, bad: set[Path] = frozenset()):
     """One row per attribute: up to ``n`` train images, as many different values as possible, titled by value."""
-    from fgr_utils.data.attributes import load_attribute_set
-
     ds = load_attribute_set(root)
     rng = random.Random(seed)
     groups = ds.train_groups()

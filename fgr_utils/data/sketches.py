@@ -19,19 +19,19 @@ Two on-disk forms exist (``shared/reference/fgsbir_arnet.md`` §7):
 **Pairing.** A sketch ``<photo>_<k>.png`` belongs to the photo ``<photo>``; the kit pairs with the regex
 ``^(.+)_(\\d+)\\.(png|jpg)$`` (greedy, so ``p_2_3.png`` belongs to ``p_2``; any number of digits in
 ``k``). ARNet paired with ``glob("<photo>_?.png")``, where ``?`` is exactly one character, and so
-silently dropped every sketch with a suffix of two or more digits (``_10``, ``_70``; 45 of ChairV2's
-323 test sketches). ``arnet_compat_single_digit=True`` reproduces that filter and keeps the dropped
-sketches listed (:meth:`SketchSet.dropped`), so a notebook can show what it does to the test set.
+silently dropped every sketch with a suffix of two or more digits (``_10``, ``_70``).
+``arnet_compat_single_digit=True`` reproduces that filter and keeps the dropped sketches listed
+(:meth:`SketchSet.dropped`), so a notebook can show what it does to the test set.
 
 **Gallery order.** The photos of a split, sorted by file name, are the retrieval gallery; a sketch's
 label is its photo's index in that list. The release used ``os.listdir`` order, which depends on the
 file system; sorting makes labels and tie-breaks reproducible.
 
-The reader checks names and folders, not pixels. :meth:`SketchSet.without_unreadable` (what the
-notebooks load through) decodes every photo and sketch once (the scan cache of
-``fgr_utils.data.images.scan_images``) and leaves out what cannot be read: an unreadable sketch leaves
-its split; an unreadable photo leaves the gallery and its sketches become unpaired (they have no photo
-to find). The unreadable files are listed in :attr:`SketchSet.skipped`.
+The reader checks names and folders, not pixels. :meth:`SketchSet.image_paths` lists what a loader
+reads and :meth:`SketchSet.without` leaves images out (what
+:func:`fgr_utils.data.reader.without_unreadable` calls with the unreadable ones): a sketch left out
+leaves its split; a photo left out leaves the gallery and its sketches become unpaired (they have no
+photo to find).
 """
 from __future__ import annotations
 
@@ -41,6 +41,7 @@ import pickle
 import re
 import secrets
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,6 @@ import numpy as np
 from PIL import Image
 
 from fgr_utils import io
-from fgr_utils.data.images import unreadable_images
 from fgr_utils.errors import DatasetMissing, FgrError
 
 __all__ = [
@@ -224,10 +224,9 @@ class _Split:
     pairs: list[tuple[Path, int]]
     dropped: list[Path]
     unpaired: list[Path]
-    skipped: list[tuple[Path, str]] = field(default_factory=list)  # unreadable files left out: (path, reason)
 
-    def without(self, bad: dict[Path, str]) -> _Split:
-        """This split without the unreadable files ``bad``; the sketches of a lost photo become unpaired."""
+    def without(self, bad: Mapping[Path, str]) -> _Split:
+        """This split without the images ``bad``; the sketches of a lost photo become unpaired."""
         kept = [p for p in self.photos if p not in bad]
         index = {p: i for i, p in enumerate(kept)}
         pairs, orphans = [], []
@@ -238,9 +237,7 @@ class _Split:
                 pairs.append((sketch, index[self.photos[i]]))
             else:
                 orphans.append(sketch)
-        skipped = [(p, bad[p]) for p in self.photos if p in bad] + [(s, bad[s]) for s, _ in self.pairs if s in bad]
-        return _Split(kept, pairs, list(self.dropped), sorted(self.unpaired + orphans, key=lambda p: p.name),
-                      self.skipped + skipped)
+        return _Split(kept, pairs, list(self.dropped), sorted(self.unpaired + orphans, key=lambda p: p.name))
 
 
 def _read_split(ab: Path, split: str, single_digit: bool) -> _Split:
@@ -307,25 +304,24 @@ class SketchSet:
 
     def unpaired(self, split: str) -> list[Path]:
         """Sketch files without a photo: the name is not ``<photo>_<k>``, no such photo is in ``<split>B``,
-        or (after :meth:`without_unreadable`) the photo cannot be read."""
+        or (after :meth:`without`) the photo was left out."""
         return list(self._split(split).unpaired)
 
-    @property
-    def skipped(self) -> list[tuple[Path, str]]:
-        """Unreadable photos and sketches left out by :meth:`without_unreadable`: (path, reason), both splits."""
-        return [x for split in SPLITS for x in self._split(split).skipped]
+    # -- the images a loader reads -------------------------------------------------------------------
+    def image_paths(self) -> list[Path]:
+        """Every photo and paired sketch, each once: train photos, train sketches, test photos, test
+        sketches. Sketches the single-digit filter dropped or that are unpaired are never read."""
+        return list(dict.fromkeys(p for split in SPLITS for p in self._split(split).photos + self.sketches(split)))
 
-    def without_unreadable(self, workers: int = 2) -> SketchSet:
-        """This set without the images that cannot be decoded, which are listed in :attr:`skipped`.
+    def without(self, bad: Mapping[Path, str]) -> SketchSet:
+        """This set without the images ``bad`` names (path -> reason; images it does not list are ignored).
 
-        An unreadable sketch leaves its split. An unreadable photo leaves the gallery (Acc@k ranks the
-        photos that remain) and its sketches join :meth:`unpaired`: with no photo they cannot be asked
-        for it. Gallery indices are renumbered. Sketches the single-digit filter dropped or that were
-        unpaired already are not read. The scan reuses the per-folder cache of ``scan_images``.
+        A sketch left out leaves its split. A photo left out leaves the gallery (Acc@k ranks the photos
+        that remain) and its sketches join :meth:`unpaired`: with no photo they cannot be asked for it.
+        Gallery indices are renumbered. When none of its images is in ``bad``, the set itself is returned.
         """
-        paths = [p for split in SPLITS for p in self._split(split).photos + self.sketches(split)]
-        bad = unreadable_images(paths, workers=workers)
-        if not bad:
+        bad = {Path(p): r for p, r in bad.items()}
+        if not any(p in bad for p in self.image_paths()):
             return self
         splits = {split: self._split(split).without(bad) for split in SPLITS}
         return SketchSet(root=self.root, name=self.name, arnet_compat_single_digit=self.arnet_compat_single_digit,
@@ -547,14 +543,6 @@ def _parse_keys(data: dict[str, Any], path: Path) -> list[tuple[str, str, str, A
     return rows
 
 
-def _link_or_copy(src: Path, dst: Path) -> None:
-    """Hard-link (no extra space on one file system), else copy."""
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
-
-
 def coordinates_to_ab(pickle_path: str | os.PathLike, photo_dir: str | os.PathLike, out_root: str | os.PathLike,
                       *, size: int = 256, width: int = 1) -> dict[str, Any]:
     """Write the A/B layout under ``out_root`` from a ``<Name>_Coordinate`` pickle and its photo folder.
@@ -606,7 +594,7 @@ def coordinates_to_ab(pickle_path: str | os.PathLike, photo_dir: str | os.PathLi
                 if src is None:
                     missing.add(photo)
                 else:
-                    _link_or_copy(src, tmp / f"{split}B" / src.name)
+                    io.link_or_copy(src, tmp / f"{split}B" / src.name)
         if fresh:
             os.replace(tmp, out_root)
         else:

@@ -1,7 +1,14 @@
-"""Image -> tensor pipelines shared by the tracks, with every choice explicit so it can be logged."""
+"""Image -> tensor: the one input transform of every track, with every choice explicit so it can be logged.
+
+:class:`Preprocess` is how an image file (or an uploaded image) becomes a network input: resized to
+``size`` one of three ways, optionally mirrored, normalised. The fabric track letterboxes or squashes
+(its release squashed), the sketch track squashes (ARNet's ``Resize((size, size))``), the attribute
+track takes the papers' ``Resize(size) > CenterCrop(size)``. Its :meth:`Preprocess.describe` is
+recorded next to the numbers and keys the feature caches.
+"""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +20,19 @@ from fgr_utils.data import images
 from fgr_utils.errors import FgrError
 
 
+RESIZE = ("squash", "keep_aspect", "center_crop")
+
+
 @dataclass(frozen=True)
 class Preprocess:
     """How an image file becomes a network input.
 
-    ``resize``: ``squash`` (exact square, aspect not kept: the released fabric code) or
-    ``keep_aspect`` (letterboxed onto the background colour). ``rgba_background``: ``white``,
-    ``black`` or ``raw`` (alpha dropped, stored RGB kept: the released code's behaviour).
+    ``resize``: ``squash`` (exact square, aspect not kept: the released fabric code),
+    ``keep_aspect`` (letterboxed onto the background colour) or ``center_crop`` (short side to
+    ``size``, then the central ``size`` x ``size`` square: torchvision's ``Resize(size)`` >
+    ``CenterCrop(size)``). ``mirror``: flipped left-right after resizing (a cached view of a training
+    image's horizontal flip). ``rgba_background``: ``white``, ``black`` or ``raw`` (alpha dropped,
+    stored RGB kept: the released fabric code's behaviour).
     """
 
     size: int = 224
@@ -27,23 +40,37 @@ class Preprocess:
     rgba_background: str = "white"
     mean: tuple[float, float, float] = images.IMAGENET_MEAN
     std: tuple[float, float, float] = images.IMAGENET_STD
+    mirror: bool = False
 
     def __post_init__(self):
-        if self.resize not in ("squash", "keep_aspect"):
-            raise FgrError(f"resize must be 'squash' or 'keep_aspect', not {self.resize!r}")
+        if self.resize not in RESIZE:
+            raise FgrError(f"resize must be one of {', '.join(RESIZE)}, not {self.resize!r}")
         if self.rgba_background not in images.BACKGROUNDS:
             raise FgrError(f"rgba_background must be one of {', '.join(images.BACKGROUNDS)}, "
                            f"not {self.rgba_background!r}")
 
+    def mirrored(self) -> Preprocess:
+        """The same transform, flipped left-right."""
+        return replace(self, mirror=True)
+
     def describe(self) -> dict[str, Any]:
         d = asdict(self)
+        if not self.mirror:
+            del d["mirror"]  # named only when it is set
         d["resample"] = "LANCZOS (shrink) / BICUBIC (enlarge)"
         return d
 
     def prepare(self, img: Image.Image) -> Image.Image:
-        """Resize an already loaded RGB image to the network's input."""
-        background = "black" if self.rgba_background == "black" else "white"
-        return images.resize(img, self.size, self.resize, background=background)
+        """Resize (and mirror) an already loaded RGB image to the network's input."""
+        if self.resize == "center_crop":
+            img = images.resize(img, self.size, "short_side")
+            w, h = img.size
+            left, top = (w - self.size) // 2, (h - self.size) // 2
+            img = img.crop((left, top, left + self.size, top + self.size))
+        else:
+            background = "black" if self.rgba_background == "black" else "white"
+            img = images.resize(img, self.size, self.resize, background=background)
+        return img.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if self.mirror else img
 
     def load(self, path: str | Path | Image.Image) -> Image.Image:
         """The file at ``path`` (or an image already decoded, e.g. an upload) at the network's size."""

@@ -1,134 +1,28 @@
 """Synthetic datasets that speak the real datasets' on-disk formats.
 
-A generator is a function ``generate(out_dir: Path, size: str, seed: int) -> dict`` registered with
-:func:`register`; it writes a complete dataset into ``out_dir`` (which it may assume is empty) and
-returns a summary of counts. :func:`synthesize` runs it into a temporary folder and renames it into
-place, so a half-written synthetic set is never taken for a complete one.
+The layout follows the architecture:
+
+* :mod:`.core` - the generator registry and :func:`synthesize` / :func:`require_synth` (run a
+  generator into ``<data>/synth/<name>/<size>-seed<seed>/``, find a generated set);
+* shared models: :mod:`.motifs` (procedural print motifs) and :mod:`.garments` (parametric garments:
+  vocabulary, geometry, photo and sketch renderers);
+* one generator module per dataset family, each registering its sets with :func:`register`:
+  :mod:`.photo_landmarks` (``photo-landmarks``), :mod:`.fabrics` (``sim-fabrics``, ``sim-revisited``),
+  :mod:`.sbir_garments` (``sbir-garments``, ``-xdog``, ``-canny``) and :mod:`.asfr_garments`
+  (``asfr-garments``).
+
+Importing this package imports every generator module, so :data:`GENERATORS` is complete (in that
+order) as soon as ``fgr_utils.data.synth`` is imported.
 """
 from __future__ import annotations
 
-import json
-import shutil
-import time
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable
+from fgr_utils.data.synth.core import (GENERATORS, MANIFEST, Generator, generated, generator, manifest, parse_count,
+                                       register, require_synth, synth_root, synthesize)
+# the generator modules, in registration order: importing one runs its @register calls
+from fgr_utils.data.synth import photo_landmarks  # noqa: F401
+from fgr_utils.data.synth import fabrics  # noqa: F401
+from fgr_utils.data.synth import sbir_garments  # noqa: F401
+from fgr_utils.data.synth import asfr_garments  # noqa: F401
 
-from fgr_utils import io
-from fgr_utils.errors import DatasetMissing, FgrError
-from fgr_utils.paths import data_dir
-
-MANIFEST = "synth-manifest.json"
-
-
-@dataclass(frozen=True)
-class Generator:
-    name: str
-    fn: Callable[[Path, str, int], dict]
-    sizes: tuple[str, ...]
-    description: str
-
-
-GENERATORS: dict[str, Generator] = {}
-
-
-def register(name: str, *, sizes: tuple[str, ...], description: str):
-    """Decorator: register ``fn(out_dir, size, seed) -> counts`` as synthetic dataset ``name``."""
-
-    def wrap(fn):
-        GENERATORS[name] = Generator(name, fn, sizes, description)
-        return fn
-
-    return wrap
-
-
-def _load_builtin() -> None:
-    # Import the generator modules so their @register calls run.
-    from fgr_utils.data.synth import photo_landmarks  # noqa: F401
-    from fgr_utils.data.synth import fabrics  # noqa: F401
-    from fgr_utils.data.synth import garments  # noqa: F401
-    from fgr_utils.data.synth import asfr_garments  # noqa: F401
-
-
-def generator(name: str) -> Generator:
-    _load_builtin()
-    if name not in GENERATORS:
-        raise FgrError(f"no synthetic dataset called {name!r}; choose one of: {', '.join(sorted(GENERATORS))}")
-    return GENERATORS[name]
-
-
-def synth_root(name: str, size: str, seed: int) -> Path:
-    return data_dir() / "synth" / name / f"{size}-seed{seed}"
-
-
-def synthesize(name: str, size: str, seed: int = 0, *, force: bool = False) -> Path:
-    """Generate synthetic dataset ``name`` at ``size``/``seed`` (idempotent); return its folder."""
-    gen = generator(name)
-    if size not in gen.sizes and not _is_count(size):
-        raise FgrError(f"size {size!r} is not known for {name}; use one of {', '.join(gen.sizes)} or a count like 500 or 17k")
-    dest = synth_root(name, size, seed)
-    if (dest / MANIFEST).exists() and not force:
-        return dest
-    tmp = dest.with_name(dest.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    t0 = time.perf_counter()
-    counts = gen.fn(tmp, size, seed)
-    io.write_json(tmp / MANIFEST, {"name": name, "size": size, "seed": seed, "counts": counts,
-                                   "seconds": round(time.perf_counter() - t0, 3)})
-    if dest.exists():
-        shutil.rmtree(dest)
-    tmp.rename(dest)
-    return dest
-
-
-def require_synth(name: str, size: str, seed: int = 0) -> Path:
-    """Return the folder of a generated synthetic set, or stop with the command that makes it."""
-    dest = synth_root(name, size, seed)
-    if not (dest / MANIFEST).exists():
-        raise DatasetMissing(
-            f"synthetic dataset {name} (size {size}, seed {seed}) is not generated: "
-            f"run `fgr data synth {name} --size {size} --seed {seed}`")
-    return dest
-
-
-def generated(name: str) -> list[dict]:
-    """Manifests of every generated instance of ``name``."""
-    base = data_dir() / "synth" / name
-    out = []
-    for m in sorted(base.glob(f"*/{MANIFEST}")):
-        try:
-            out.append(json.loads(m.read_text()))
-        except (OSError, ValueError):
-            continue
-    return out
-
-
-def parse_count(size: str) -> int:
-    """'500' -> 500, '17k' -> 17000, '1.5k' -> 1500, '1m' -> 1000000."""
-    s = size.strip().lower()
-    mult = 1
-    if s.endswith("k"):
-        mult, s = 1000, s[:-1]
-    elif s.endswith("m"):
-        mult, s = 1_000_000, s[:-1]
-    try:
-        value = float(s) * mult
-    except ValueError:
-        raise FgrError(f"size {size!r} is neither a preset nor a count like 500 or 17k") from None
-    if value <= 0 or value != int(value):
-        raise FgrError(f"size {size!r} must be a positive whole count")
-    return int(value)
-
-
-def _is_count(size: str) -> bool:
-    try:
-        parse_count(size)
-        return True
-    except FgrError:
-        return False
-
-
-def manifest(root: Path) -> dict:
-    """The manifest a generator run wrote (name, size, seed, counts, seconds)."""
-    return json.loads((Path(root) / MANIFEST).read_text())
+__all__ = ["MANIFEST", "Generator", "GENERATORS", "register", "generator", "synth_root", "synthesize",
+           "require_synth", "generated", "parse_count", "manifest"]

@@ -87,7 +87,7 @@ from PIL import Image
 from fgr_utils import io
 from fgr_utils.data.fabrics import (DATASET_FOLDER, ELEMENT_DIR, MANIFEST_FILE, SPLIT_FILES, SPLITS, SUB_FILES,
                                     write_manifest)
-from fgr_utils.data.synth import parse_count, register
+from fgr_utils.data.synth.core import parse_count, register
 from fgr_utils.data.synth.motifs import CATEGORIES, PALETTE, Motif, make_bank, render_motif
 
 NAME = "sim-fabrics"
@@ -686,14 +686,6 @@ def _split_pools(bank: Sequence[Motif], plan: FabricPlan, seed: int) -> dict[str
     return pools
 
 
-def _json_lines(items: Sequence, indent: str = "") -> str:
-    """A JSON list with one compact item per line (small files that diff and grep well)."""
-    if not items:
-        return "[]"
-    body = (",\n" + indent + " ").join(json.dumps(x, separators=(",", ":")) for x in items)
-    return "[\n" + indent + " " + body + "\n" + indent + "]"
-
-
 def _csv_text(rows: Iterable[Sequence[str]]) -> str:
     buf = _io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -713,7 +705,7 @@ def _check_split(split: str, designs: Sequence[Design], pool: Sequence[Motif], n
             raise RuntimeError(f"{NAME}: {split} motif {m.id} has no hard negative (generator bug)")
 
 
-@register(NAME, sizes=("smoke", "demo", "paper"), description=(
+@register(NAME, sizes=("smoke", "demo", "paper"), tracks=("fabric",), format="fabrics", description=(
     "SimulatedPrintedFabrics-17k stand-in (paper layout + fabrics-manifest.json): procedural RGBA motifs "
     "in 8 categories repeated in grid / half-drop / scatter prints over solid, striped, check, noise and "
     "scikit-image texture grounds; disjoint motif pools per split; same-category twin fabrics as hard negatives"))
@@ -785,7 +777,7 @@ def generate(out_dir: Path, size: str, seed: int) -> dict:
     # the paper's files -----------------------------------------------------------------------------
     for split in SPLITS:
         recs = [[i, f["id"], *f["motif_ids"], *f["categories"]] for i, f in enumerate(x for x in fabrics if x["split"] == split)]
-        io.write_text(out_dir / SPLIT_FILES[split], _json_lines(recs) + "\n")
+        io.write_text(out_dir / SPLIT_FILES[split], io.json_lines(recs) + "\n")
     for split, fname in SUB_FILES.items():
         io.write_text(out_dir / fname, "".join(f"{_motif_file(m.id)} {m.category}\n" for m in pools[split]))
     test_q = [q for q in queries if q["split"] == "test"]
@@ -882,7 +874,7 @@ def _revisited_view(rng: np.random.Generator, name: str, target: str, m: str, sa
     return replace(base, placements=(Placement(m, "sliver", ref * float(rng.uniform(0.8, 1.2)), (0.05, 0.25)),)), "sliver"
 
 
-@register(REVISITED_NAME, sizes=tuple(REVISITED_PLANS), description=(
+@register(REVISITED_NAME, sizes=tuple(REVISITED_PLANS), tracks=("fabric",), format="landmarks", description=(
     "revisited-protocol set (jpg/ + gnd pickle) from the fabric simulator: queries are fabrics with bbx around "
     "one copy of a motif; database fabrics labelled easy/hard/junk by how much of the motif is visible and at "
     "what scale; same-category swaps as hard negatives"))

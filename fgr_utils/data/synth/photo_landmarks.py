@@ -46,7 +46,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image, ImageFilter
 
-from fgr_utils.data.synth import parse_count, register
+from fgr_utils.data.synth.core import parse_count, register
 from fgr_utils.errors import FgrError
 
 NAME = "photo-landmarks"
@@ -435,7 +435,7 @@ def _rng(seed: int, *stream: int) -> np.random.Generator:
 # the generator
 
 
-@register(NAME, sizes=tuple(PLANS), description=(
+@register(NAME, sizes=tuple(PLANS), tracks=("fabric",), format="landmarks", description=(
     "ROxford5k/RParis6k stand-in (revisited gnd pickle + jpg/): views of real packaged photos labelled "
     "easy/hard/junk by the visible fraction of each landmark's object box; texture distractors"))
 def generate(out_dir: Path, size: str, seed: int) -> dict:

