@@ -189,12 +189,12 @@ def bench_run(run_dir, k: int = 10, say=print) -> tuple[list[dict], tuple[str, .
     sets = searcher.bench_sets()
     n = max(len(b.database) for b in sets)
     dim = sets[0].database.shape[1]
-    say(f"index benchmark on {searcher.run_dir.name} ({searcher.dataset}): {len(sets)} group(s), "
+    say(f"index benchmark on {searcher.run_dir.name} ({searcher.trained.dataset}): {len(sets)} group(s), "
         f"{sum(len(b.queries) for b in sets)} test queries, up to {n:,} x {dim} vectors per group")
     rows = _bench_configs([(b.database, b.queries, b.relevant) for b in sets], n, dim, k=k,
-                          kdtree_queries=None, say=say, metrics=searcher.bench_metrics)
+                          kdtree_queries=None, say=say, metrics=searcher.trained.bench_metrics)
     say(best_ann_line(rows, k))
-    return rows, searcher.bench_metrics
+    return rows, searcher.trained.bench_metrics
 
 
 def _track_metrics(parts: list[tuple[np.ndarray, np.ndarray]], names: tuple[str, ...]) -> dict[str, float]:
@@ -296,11 +296,11 @@ def bench_serve(run_dir, requests: int = 500, concurrency: int = 8, k: int = 10,
     import httpx  # the [serve] extra
 
     searcher = open_run(run_dir)
-    bodies = [(searcher.root / p).read_bytes() for p in searcher.collection.paths[:32]]
+    bodies = [(searcher.trained.root / p).read_bytes() for p in searcher.collection.paths[:32]]
     groups = searcher.groups
 
     def form(i: int) -> dict:
-        if not searcher.attribute_specific:
+        if not searcher.trained.attribute_specific:
             return {"k": str(k)}
         names = [groups[i % len(groups)]] + ([groups[(i + 1) % len(groups)]] if i % 4 == 3 and len(groups) > 1 else [])
         return {"k": str(k), "attributes": ",".join(names)}

@@ -139,7 +139,8 @@ class StemCache:
     Rows are keyed by whatever names an input: ``(view, path)`` for the image and its mirror or
     augmented draws, an image index, ``(image, box)`` for a crop. :meth:`fill` computes the keys not
     held yet through :func:`extract` (batched, eval mode, no gradients; kept on disk under
-    ``cache_dir`` when the inputs are files), so every track's stem cache is this one.
+    ``cache_dir`` when the inputs are files); :meth:`add` stores a batch made elsewhere. Every track's
+    stem cache is this one.
     """
 
     def __init__(self, module: nn.Module, encode: Callable[[nn.Module, torch.Tensor], torch.Tensor], *,
@@ -165,6 +166,18 @@ class StemCache:
                        dtype="float16", progress=progress)
         self._rows.update(zip(todo, torch.from_numpy(np.array(rows))))
         return len(todo)
+
+    def missing(self, keys: Sequence[Any]) -> list[Any]:
+        """The keys (each once, in order) whose rows are not held yet."""
+        return [k for k in dict.fromkeys(keys) if k not in self._rows]
+
+    def add(self, keys: Sequence[Any], batch: torch.Tensor) -> None:
+        """Store the rows of ``keys`` from one forward pass over ``batch``, their inputs already stacked
+        (inputs made during a training step, such as crops cut where the attention is: no data loader,
+        so nothing is drawn from the random number generators the training uses)."""
+        with torch.no_grad():
+            rows = self.encode(self.module, batch.to(self.device)).to(torch.float16).cpu()
+        self._rows.update(zip(keys, rows))
 
     def __getitem__(self, key: Any) -> torch.Tensor:
         """The row of ``key`` as float32."""

@@ -76,30 +76,6 @@ class Searcher:
         self.indexes = {g: build_index(v, index_kind, "ip") for g, v in self.collection.vectors.items()}
 
     @property
-    def track(self) -> str:
-        return self.trained.track
-
-    @property
-    def dataset(self) -> str:
-        return self.trained.dataset
-
-    @property
-    def root(self) -> Path:
-        return self.trained.root
-
-    @property
-    def attribute_specific(self) -> bool:
-        return self.trained.attribute_specific
-
-    @property
-    def can_rerank(self) -> bool:
-        return self.trained.can_rerank
-
-    @property
-    def bench_metrics(self) -> tuple[str, ...]:
-        return self.trained.bench_metrics
-
-    @property
     def groups(self) -> list[str]:
         return list(self.collection.vectors)
 
@@ -128,12 +104,12 @@ class Searcher:
 
     def info(self) -> dict[str, Any]:
         some = next(iter(self.collection.vectors.values()))
-        return {"run": self.run_dir.name, "notebook": self.trained.run.notebook, "track": self.track,
-                "model": self.trained.model_name, "dataset": self.dataset,
-                "attributes": self.groups if self.attribute_specific else [],
+        t = self.trained
+        return {"run": self.run_dir.name, "notebook": t.run.notebook, "track": t.track, "model": t.model_name,
+                "dataset": t.dataset, "attributes": self.groups if t.attribute_specific else [],
                 "index": {"kind": self.index_kind, "size": len(self.collection.ids), "dim": int(some.shape[1]),
                           "groups": len(self.collection.vectors)},
-                "model_hash": self.model_hash[:16], "rerank": self.can_rerank, **self.collection.settings}
+                "model_hash": self.model_hash[:16], "rerank": t.can_rerank, **self.collection.settings}
 
     def decode(self, data: bytes) -> Image.Image:
         return self.trained.decode(data)
@@ -141,9 +117,9 @@ class Searcher:
     def check_groups(self, names: Sequence[str], max_groups: int | None = None) -> list[str]:
         """The query's attributes, checked: known, not repeated, not too many (none for other tracks)."""
         names = [n.strip() for n in names if n.strip()]
-        if not self.attribute_specific:
+        if not self.trained.attribute_specific:
             if names:
-                raise FgrError(f"this {self.track} run has no attributes: leave 'attributes' out")
+                raise FgrError(f"this {self.trained.track} run has no attributes: leave 'attributes' out")
             return self.groups
         if not names:
             raise FgrError(f"name at least one attribute, among: {', '.join(self.groups)}")

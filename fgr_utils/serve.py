@@ -97,7 +97,7 @@ def create_app(searcher: Searcher, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD
 
         try:
             groups = searcher.check_groups(names, limit_attrs)
-            if rerank and not searcher.can_rerank:
+            if rerank and not searcher.trained.can_rerank:
                 raise FgrError("this run cannot re-rank (serve an 11_fabric_rerank run): leave 'rerank' out")
             pos, scores, stage = await run_in_threadpool(answer)
         except FgrError as e:
@@ -107,7 +107,7 @@ def create_app(searcher: Searcher, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD
         coll = searcher.collection
         return {"results": [{"rank": r + 1, "id": coll.ids[p], "path": coll.paths[p], "score": float(s)}
                             for r, (p, s) in enumerate(zip(pos.tolist(), scores.tolist()))],
-                "attributes": groups if searcher.attribute_specific else [],
+                "attributes": groups if searcher.trained.attribute_specific else [],
                 "fusion": "sum of cosine similarities over the whole collection" if len(groups) > 1 else "cosine",
                 "reranked": bool(rerank), "timings_ms": {k: round(v, 3) for k, v in times.items()}}
 

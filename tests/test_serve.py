@@ -43,7 +43,7 @@ def asfr(runs):
 
 
 def _image(s: search.Searcher, i: int = 0) -> bytes:
-    return (s.root / s.collection.paths[i]).read_bytes()
+    return (s.trained.root / s.collection.paths[i]).read_bytes()
 
 
 def _post(url: str, data: bytes, **form) -> httpx.Response:
@@ -68,7 +68,7 @@ def test_a_catalogue_image_finds_itself_first_under_its_attribute(asfr):
     assert [x["rank"] for x in body["results"]] == [1, 2, 3, 4, 5]
     top = body["results"][0]
     assert top["id"] == s.collection.ids[3] and top["score"] == pytest.approx(1.0, abs=1e-3)
-    assert not os.path.isabs(top["path"]) and (s.root / top["path"]).is_file()
+    assert not os.path.isabs(top["path"]) and (s.trained.root / top["path"]).is_file()
     assert {"read", "decode", "embed", "search", "total"} <= set(body["timings_ms"])
     assert body["attributes"] == ["sleeve_length"] and body["fusion"] == "cosine"
 
@@ -161,7 +161,7 @@ def test_missing_fields_and_client_file_names_are_never_used_as_server_paths(asf
 
 def test_fabric_runs_rerank_the_shortlist_on_request(runs):
     s = search.open_run(runs["fabric"])
-    assert s.can_rerank and not s.attribute_specific
+    assert s.trained.can_rerank and not s.trained.attribute_specific
     motif = s.trained.fs.query_paths("test")[0].read_bytes()
     with running(create_app(s)) as url:
         plain = _post(url, motif, k="10").json()

@@ -121,7 +121,9 @@ class Crops:
         if not self.cached:
             return torch.stack([self.crop(int(i), b) for i, b in zip(indices, boxes)]).to(self.device)
         keys = [(int(i), b) for i, b in zip(indices, boxes)]
-        computed = self.stems.fill(keys, keys, lambda key: self.crop(*key))
-        self.misses += computed
-        self.hits += len(keys) - computed
+        todo = self.stems.missing(keys)
+        if todo:
+            self.stems.add(todo, torch.stack([self.crop(i, b) for i, b in todo]))
+        self.misses += len(todo)
+        self.hits += len(keys) - len(todo)
         return self.stems.stack(keys).to(self.device)
