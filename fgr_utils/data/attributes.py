@@ -377,8 +377,9 @@ def load_attribute_set(root: str | os.PathLike, name: str | None = None, *,
     """
     root = Path(root)
     if not root.is_dir():
+        real = ", ".join(registry.names(format="attributes", synthetic=False))
         raise DatasetMissing(f"attribute dataset folder {root} does not exist: see `fgr data download <name>` "
-                             f"(fashionai, deepfashion, darn) or `fgr data synth {_SYNTHETIC}`")
+                             f"({real}) or `fgr data synth {_SYNTHETIC}`")
     meta_path = Path(meta) if meta is not None else find_meta(root)
     key, attributes, values = _read_meta(meta_path, root, name)
     fix = _fix(key)
