@@ -151,9 +151,6 @@ class StemCache:
     def __contains__(self, key: Any) -> bool:
         return key in self._rows
 
-    def __len__(self) -> int:
-        return len(self._rows)
-
     def fill(self, keys: Sequence[Any], items: Sequence[Any], preprocess: Callable, *, batch_size: int | None = None,
              cache_dir: str | Path | None = None, name: str = "stem", progress: bool = False) -> int:
         """Compute the rows of ``keys`` not held yet (``preprocess(item)`` is the network input of the

@@ -123,7 +123,6 @@ class Reranked:
 
     positions: np.ndarray  # (n_queries, n_fabrics) indices into the test fabrics, best first
     shortlist: np.ndarray  # (n_queries, K) the stage-1 rows stage 2 scored
-    scores: np.ndarray  # (n_queries, K) their stage-2 scores
     attention: np.ndarray  # (n_queries, K, N) the query's attention over each candidate's patch tokens
 
 
@@ -138,8 +137,7 @@ def rerank_stage1(model: QGAModel, fs: FabricSet, inputs: FabricInputs, stage1: 
     k = min(shortlist_k, stage1.positions.shape[1])
     shortlist = stage1.positions[:, :k]
     scores, attention = rerank_queries(model, q_cls, tokens, shortlist, device=device, return_attention=True)
-    return Reranked(rerank_rankings(stage1.positions, stage1.scores, scores, fuse_global), shortlist, scores,
-                    attention)
+    return Reranked(rerank_rankings(stage1.positions, stage1.scores, scores, fuse_global), shortlist, attention)
 
 
 def id_rankings(fs: FabricSet, split: str, positions: np.ndarray) -> list[list[str]]:
