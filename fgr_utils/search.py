@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -28,16 +28,10 @@ from fgr_utils.tracks.base import BenchSet, Catalogue, TrainedRun
 
 
 @dataclass
-class Collection:
-    """What a run serves, as kept on disk: item ids and dataset-relative paths, one (N, d) unit-vector
-    matrix per group (an attribute, or ``"image"`` for tracks without attributes), and the hash of the
-    model that made them."""
+class Collection(Catalogue):
+    """What a run serves, as kept on disk: its catalogue and the hash of the model that made it."""
 
-    ids: list[str]
-    paths: list[str]
-    vectors: dict[str, np.ndarray]
-    model_hash: str
-    settings: dict[str, Any] = field(default_factory=dict)
+    model_hash: str = ""
 
     def save(self, path: Path) -> None:
         meta = {"ids": self.ids, "paths": self.paths, "model_hash": self.model_hash, "settings": self.settings,
@@ -59,7 +53,7 @@ class Collection:
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:  # torn, cut short, empty
             print(f"fgr: rebuilding the collection: {path.name} is unreadable ({io.one_line(e, 100)})")
             return None
-        return cls(meta["ids"], meta["paths"], vectors, meta["model_hash"], meta.get("settings", {}))
+        return cls(meta["ids"], meta["paths"], vectors, meta.get("settings", {}), meta["model_hash"])
 
 
 class Searcher:
@@ -88,7 +82,7 @@ class Searcher:
         t0 = time.perf_counter()
         cat = self.trained.catalogue()
         vectors = {g: np.ascontiguousarray(v, dtype=np.float32) for g, v in cat.vectors.items()}
-        coll = Collection(cat.ids, cat.paths, vectors, self.model_hash, cat.settings)
+        coll = Collection(cat.ids, cat.paths, vectors, cat.settings, self.model_hash)
         folder.mkdir(parents=True, exist_ok=True)
         for stale in folder.glob("collection-*.npz"):
             stale.unlink()
@@ -99,8 +93,7 @@ class Searcher:
 
     def bench_sets(self) -> list[BenchSet]:
         """The track's test queries per group, over this collection, for the index benchmark."""
-        return self.trained.bench_sets(Catalogue(self.collection.ids, self.collection.paths, self.collection.vectors,
-                                                 self.collection.settings))
+        return self.trained.bench_sets(self.collection)
 
     def info(self) -> dict[str, Any]:
         some = next(iter(self.collection.vectors.values()))

@@ -118,8 +118,11 @@ def test_crops_follow_the_attention_and_are_reused_while_the_box_stays(tmp_path)
     crops = asfr.Crops(feats, patch)
     corner = torch.zeros(2, 4, 4)
     corner[:, 0, 0] = 1.0  # attention on the top-left cell
+    rng_before = torch.get_rng_state()
     x = crops.inputs([0, 1], corner)
     assert crops.misses == 2 and crops.hits == 0 and x.shape[0] == 2
+    # cut inside a training step: the crops draw nothing from the RNG the step's dropout uses
+    assert torch.equal(torch.get_rng_state(), rng_before)
     crops.inputs([0, 1], corner)
     assert crops.hits == 2
     (box,) = crops.boxes(corner[:1])
@@ -277,3 +280,20 @@ def test_an_image_missing_from_a_split_stops_with_one_line(isolated_dirs):
     with pytest.raises(FgrError) as err:
         asfr.load_dataset("asfr-garments", "smoke")
     assert "1 image(s)" in str(err.value) and victim.name in str(err.value) and "\n" not in str(err.value)
+
+
+def test_an_unknown_dataset_names_the_ones_each_track_reads():
+    """Every wing checks a dataset name against the registry's formats before it looks for any file."""
+    from fgr_utils.tracks import fabric, sbir
+
+    cases = [(fabric.load_dataset, "dataset", "sim-fabrics, printed-fabrics"),
+             (fabric.load_landmark_set, "landmark set",
+              "photo-landmarks, sim-revisited, oxford5k, paris6k, roxford5k, rparis6k"),
+             (sbir.load_dataset, "dataset",
+              "sbir-garments, sbir-garments-xdog, sbir-garments-canny, shoev2, chairv2, clothesv1"),
+             (asfr.load_dataset, "dataset", "asfr-garments, fashionai, deepfashion, darn, zappos50k")]
+    for load, what, known in cases:
+        for name in ("nope", "sim-fabrics" if load is not fabric.load_dataset else "asfr-garments"):
+            with pytest.raises(FgrError) as err:
+                load(name)
+            assert str(err.value) == f"{what} must be one of {known}, not {name!r}"

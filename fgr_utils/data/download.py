@@ -37,22 +37,12 @@ from pathlib import Path
 from fgr_utils import io
 from fgr_utils.data import registry
 from fgr_utils.data.archives import safe_extract
-from fgr_utils.data.fetch import fetch_gdrive, fetch_gdrive_folder, fetch_kaggle, http_download, kaggle_credentials
+from fgr_utils.data.fetch import fetch_gdrive, fetch_gdrive_folder, fetch_kaggle, http_download
 from fgr_utils.errors import FgrError
 from fgr_utils.io import file_sha256
 from fgr_utils.paths import data_dir
 
-__all__ = [
-    "http_download",
-    "safe_extract",
-    "download_dataset",
-    "ensure_datasets",
-    "verify_dataset",
-    "manual_instructions",
-    "kaggle_credentials",
-    "file_sha256",
-    "DOWNLOADS",
-]
+__all__ = ["download_dataset", "ensure_datasets", "verify_dataset", "manual_instructions", "DOWNLOADS"]
 
 log = logging.getLogger(__name__)
 

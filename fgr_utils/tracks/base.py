@@ -43,12 +43,17 @@ def dataset_names(*formats: str) -> tuple[str, ...]:
     return tuple(name for f in formats for name in registry.names(format=f))
 
 
-def dataset_root(name: str, formats: tuple[str, ...], size: str, seed: int, *, what: str = "dataset") -> Path:
-    """The folder of dataset ``name``, read by a reader of ``formats``: the generated stand-in of
-    ``size`` and ``seed``, or the real set as installed (one line naming the fix when it is missing)."""
+def check_dataset(name: str, formats: tuple[str, ...], *, what: str = "dataset") -> None:
+    """Stop with the known names when no reader of ``formats`` reads dataset ``name``."""
     known = dataset_names(*formats)
     if name not in known:
         raise FgrError(f"{what} must be one of {', '.join(known)}, not {name!r}")
+
+
+def dataset_root(name: str, formats: tuple[str, ...], size: str, seed: int, *, what: str = "dataset") -> Path:
+    """The folder of dataset ``name``, read by a reader of ``formats``: the generated stand-in of
+    ``size`` and ``seed``, or the real set as installed (one line naming the fix when it is missing)."""
+    check_dataset(name, formats, what=what)
     return synth.require_synth(name, size, seed) if registry.is_synthetic(name) else registry.require(name)
 
 

@@ -16,7 +16,7 @@ from fgr_utils.data.attributes import (SPLITS, ZAPPOS_TRIPLETS, AttributeSet, Tr
                                        load_triplet_lists, zappos_root)
 from fgr_utils.data.reader import Dataset, without_unreadable
 from fgr_utils.errors import DatasetMissing, FgrError
-from fgr_utils.tracks.base import dataset_names, dataset_root
+from fgr_utils.tracks.base import check_dataset, dataset_names, dataset_root
 
 PROTOCOLS = ("splits", "triplets")
 #: the dataset key in each real set's meta.json
@@ -121,6 +121,7 @@ def load_dataset(dataset: str, size: str = "demo", seed: int = 0, *, protocol: s
     """
     if protocol not in PROTOCOLS:
         raise FgrError(f"protocol must be one of {', '.join(PROTOCOLS)}, not {protocol!r}")
+    check_dataset(dataset, ("attributes", "triplets"))
     if registry.is_synthetic(dataset):
         root = dataset_root(dataset, ("attributes",), size, seed)
         attrs = load_attribute_set(root, dataset)
@@ -143,7 +144,7 @@ def load_dataset(dataset: str, size: str = "demo", seed: int = 0, *, protocol: s
         return Dataset(dataset, Path(image_root), data, skipped)
     if dataset in dataset_names("attributes") and protocol != "splits":
         raise FgrError(f"{dataset} comes with ASEN split files: set protocol='splits'")
-    root = dataset_root(dataset, ("attributes", "triplets"), size, seed)
+    root = dataset_root(dataset, ("attributes",), size, seed)
     attrs = load_attribute_set(root, META_NAMES[dataset])
     attrs.check_counts(dataset)
     _require_images(attrs, dataset)
