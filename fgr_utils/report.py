@@ -1,9 +1,12 @@
 """The profile report: ``runs/<profile>/REPORT.md`` and a self-contained ``REPORT.html``.
 
-Per track it puts our numbers beside the published ones (:func:`comparisons`, from
-``published.yaml``), then every run of the track: its metrics, one table per protocol, its figures
-and its manifest (parameters, seed, device, versions, wall time). The report is built once as a list
-of blocks and written twice, as Markdown and as HTML, so the two always say the same thing.
+Under the title and the wall-time line, a one-screen summary: per track one table of each method's
+headline numbers beside the published ones (:func:`summary_table`). Then per track our numbers beside
+the published ones in full (:func:`comparisons`, from ``published.yaml``; the summary's numbers come
+from the same), and every run of the track: its metrics, one table per protocol, its figures and its
+manifest (parameters, seed, device, versions, wall time). The sections are the functions of
+:data:`SECTIONS`. The report is built once as a list of blocks and written twice, as Markdown and as
+HTML (its inline Markdown rendered, :func:`_inline`), so the two always say the same thing.
 ``notebooks/90_report.ipynb`` shows the HTML inside JupyterLab.
 """
 from __future__ import annotations
@@ -13,6 +16,7 @@ import html
 import json
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +28,7 @@ from fgr_utils.data import registry
 from fgr_utils.errors import FgrError
 from fgr_utils.paths import PACKAGE_DIR, runs_dir
 from fgr_utils.results import format_value, load_records
-from fgr_utils.runner import TRACK_ORDER, check_profile, list_notebooks
+from fgr_utils.runner import TRACK_ORDER, list_notebooks
 
 PUBLISHED = PACKAGE_DIR / "published.yaml"
 REPRODUCE_RECORD = "reproduce.json"
@@ -50,6 +54,7 @@ class Para:
 class Table:
     header: list[str]
     rows: list[list[str]]
+    style: str = ""  # the HTML table's class ("summary": narrow columns of numbers after the first two)
 
 
 @dataclass
@@ -94,6 +99,17 @@ def _matches(record: dict, metric: str) -> list[tuple[str, float]]:
     return out
 
 
+def _ours_header(dataset: str | None, synthetic: set[str], *, short: bool = False) -> str:
+    if not dataset:
+        return "ours"
+    kind = ("synthetic" if short else "synthetic stand-in") if dataset in synthetic else "real data"
+    return f"ours: {dataset} ({kind})"
+
+
+def _published_header(dataset: str, *, short: bool = False) -> str:
+    return f"published: {dataset}" + ("" if short else " (real data)")
+
+
 @dataclass
 class Comparison:
     """One published table with our numbers: rows x (ours per dataset, published per dataset)."""
@@ -104,20 +120,26 @@ class Comparison:
     ours_columns: list[str]  # datasets of our numbers
     published_columns: list[dict]
     rows: list[dict]  # label, ours {dataset: value}, published [value|None], run, metric
+    short: str = ""  # the protocol in a few words (the summary names it on the comparison's first row)
+
+    @staticmethod
+    def ours_cell(row: dict, dataset: str | None) -> str:
+        """Our number of ``row`` on ``dataset``: ``not run`` when the profile lacks the run, ``–`` when
+        the run did not record it. Never a number from elsewhere."""
+        if dataset in row["ours"]:
+            return format_value(row["ours"][dataset], "fraction")
+        return "not run" if row["missing"] else "–"
+
+    @staticmethod
+    def published_cell(value: float | None) -> str:
+        return f"{value:.2f} %" if value is not None else "–"
 
     def table(self, synthetic: set[str]) -> Table:
-        def kind(name: str) -> str:
-            return "synthetic stand-in" if name in synthetic else "real data"
-
         columns = self.ours_columns or [None]  # no number of ours at all: one column that says why
-        header = ["method", *(f"ours: {d} ({kind(d)})" if d else "ours" for d in columns),
-                  *(f"published: {c['dataset']} (real data)" for c in self.published_columns)]
-        body = []
-        for row in self.rows:
-            ours = [format_value(row["ours"][d], "fraction") if d in row["ours"] else
-                    ("not run" if row["missing"] else "–") for d in columns]
-            pub = [f"{v:.2f} %" if v is not None else "–" for v in row["published"]]
-            body.append([row["label"], *ours, *pub])
+        header = ["method", *(_ours_header(d, synthetic) for d in columns),
+                  *(_published_header(c["dataset"]) for c in self.published_columns)]
+        body = [[row["label"], *(self.ours_cell(row, d) for d in columns),
+                 *(self.published_cell(v) for v in row["published"])] for row in self.rows]
         return Table(header, body)
 
 
@@ -140,20 +162,49 @@ def comparisons(track: str, records: list[dict]) -> list[Comparison]:
             rows.append({"label": row["label"], "ours": ours, "published": values, "missing": record is None,
                          "run": ours_spec["run"], "metric": ours_spec["metric"]})
         out.append(Comparison(spec["title"], " ".join(spec["protocol"].split()), " ".join(spec.get("note", "").split()),
-                              datasets, columns, rows))
+                              datasets, columns, rows, spec.get("short") or spec["title"]))
     return out
 
 
-def comparison_blocks(track: str, records: list[dict], synthetic: set[str] | None = None) -> list[Any]:
-    """Each published table of ``track`` with ours beside it, its protocol, note and sources above it."""
-    synthetic = _synthetic_names() if synthetic is None else synthetic
+def _comparison_blocks(comps: list[Comparison], synthetic: set[str]) -> list[Any]:
     blocks: list[Any] = []
-    for comp in comparisons(track, records):
+    for comp in comps:
         sources = "; ".join(f"{c['dataset']}: {c['source']}" for c in comp.published_columns)
         blocks.append(Para(f"**{comp.title}.** Protocol: {comp.protocol}" + (f" {comp.note}" if comp.note else "") +
                            (f" Sources: {sources}." if sources else "")))
         blocks.append(comp.table(synthetic))
     return blocks
+
+
+def comparison_blocks(track: str, records: list[dict], synthetic: set[str] | None = None) -> list[Any]:
+    """Each published table of ``track`` with ours beside it, its protocol, note and sources above it."""
+    synthetic = _synthetic_names() if synthetic is None else synthetic
+    return _comparison_blocks(comparisons(track, records), synthetic)
+
+
+def summary_table(comps: list[Comparison], synthetic: set[str]) -> Table:
+    """A track's comparisons as one short table for the report's summary.
+
+    Every row of every comparison, the protocol named in a few words on a comparison's first row, with
+    the columns of :meth:`Comparison.table` over all of them (ours per dataset, marked synthetic or
+    real; published per dataset), a cell left blank where the row's protocol has no such dataset. The
+    same cells as the track's own tables, from the same :func:`comparisons`; shorter headers (the
+    summary's first lines say that published numbers are the papers' real data)."""
+    ours_columns = list(dict.fromkeys(d for comp in comps for d in comp.ours_columns)) or [None]
+    published_columns = list(dict.fromkeys(c["dataset"] for comp in comps for c in comp.published_columns))
+    header = ["protocol", "method", *(_ours_header(d, synthetic, short=True) for d in ours_columns),
+              *(_published_header(d, short=True) for d in published_columns)]
+    body = []
+    for comp in comps:
+        for i, row in enumerate(comp.rows):
+            if comp.ours_columns:
+                ours = [comp.ours_cell(row, d) if d in comp.ours_columns else "" for d in ours_columns]
+            else:  # no number of ours under this protocol at all: every column of ours says why
+                ours = [comp.ours_cell(row, None)] * len(ours_columns)
+            pub = {c["dataset"]: comp.published_cell(v) for c, v in zip(comp.published_columns, row["published"])}
+            body.append([comp.short if i == 0 else "", row["label"], *ours,
+                         *(pub.get(d, "") for d in published_columns)])
+    return Table(header, body, style="summary")
 
 
 def show_comparisons(track: str, records: list[dict]):
@@ -215,6 +266,11 @@ def _manifest(r: dict) -> Details:
     return Details(f"manifest of {r['run']}", [Table(["field", "value"], rows)])
 
 
+#: A run's metric table longer than this (00_datasets' dataset counts: over 50 rows) is shown
+#: collapsed, in a ``<details>`` block, so that it does not push the tracks a screen further down.
+LONG_TABLE_ROWS = 25
+
+
 def _metric_tables(r: dict) -> list[Any]:
     info = r.get("metric_info", {})
     groups: dict[str, list[str]] = {}
@@ -222,24 +278,46 @@ def _metric_tables(r: dict) -> list[Any]:
         groups.setdefault(info.get(name, {}).get("protocol", "unspecified"), []).append(name)
     out: list[Any] = []
     for protocol, names in sorted(groups.items()):
-        out.append(Para(f"Protocol: {protocol}"))
-        out.append(Table(["metric", "value", "dataset", "split"],
-                         [[name, format_value(r["metrics"][name], info.get(name, {}).get("unit", "value")),
-                           info.get(name, {}).get("dataset", ""), info.get(name, {}).get("split", "")]
-                          for name in names]))
+        table = Table(["metric", "value", "dataset", "split"],
+                      [[name, format_value(r["metrics"][name], info.get(name, {}).get("unit", "value")),
+                        info.get(name, {}).get("dataset", ""), info.get(name, {}).get("split", "")]
+                       for name in names])
+        if len(names) > LONG_TABLE_ROWS:
+            out.append(Details(f"Protocol: {protocol} ({len(names)} metrics)", [table]))
+        else:
+            out += [Para(f"Protocol: {protocol}"), table]
     return out
 
 
-def build(profile: str) -> list[Any]:
-    """The report of ``profile`` as blocks."""
+@dataclass
+class ReportContext:
+    """What every section of a report reads: the profile's finished runs and what they are."""
 
-    notebooks = _notebooks()
-    records = _records(profile, notebooks)
-    blocks: list[Any] = [Heading(1, f"fgr report: profile `{profile}`")]
-    if not records:
-        return blocks + [Para(f"No finished runs yet: run `fgr reproduce --profile {profile}`.")]
-    synthetic = _synthetic_names()
-    used = sorted({i.get("dataset") for r in records for i in r.get("metric_info", {}).values() if i.get("dataset")})
+    profile: str
+    records: list[dict]
+    notebooks: dict[str, Any]
+    synthetic: set[str]
+    comparisons: dict[str, list[Comparison]]  # per track of published.yaml, filled with ``records``
+
+    def track_of(self, r: dict) -> str:
+        return getattr(self.notebooks.get(r["notebook"]), "track", "other")
+
+    def by_track(self) -> dict[str, list[dict]]:
+        """The runs per track, in the kit's track order."""
+        groups: dict[str, list[dict]] = {}
+        for r in self.records:
+            groups.setdefault(self.track_of(r), []).append(r)
+        order = [t for t in TRACK_ORDER if t in groups] + sorted(t for t in groups if t not in TRACK_ORDER)
+        return {t: groups[t] for t in order}
+
+
+def _track_heading(track: str) -> str:
+    return f"Track: {track}"
+
+
+def overview_section(ctx: ReportContext) -> list[Any]:
+    """The line under the title: runs, commit, and the wall time of the last reproduction."""
+    records, profile = ctx.records, ctx.profile
     commits = sorted({str(r.get("git_commit"))[:12] for r in records})
     total = sum(r.get("seconds") or 0 for r in records)
     repro = reproduction_record(profile)
@@ -251,25 +329,40 @@ def build(profile: str) -> list[Any]:
                        f"{len(repro['executed'])} runs executed and {len(repro['up_to_date'])} up to date "
                        f"(finished {repro['finished']}).")
     summary.append(f"The runs' own wall times add up to {_minutes(total)}.")
-    blocks.append(Para(" ".join(summary)))
-    syn = [d for d in used if d in synthetic]
-    real = [d for d in used if d not in synthetic]
-    blocks.append(Para("Data: " + (f"synthetic stand-ins generated by the kit ({', '.join(syn)})" if syn else "") +
-                       ("; " if syn and real else "") + (f"real datasets ({', '.join(real)})" if real else "") +
-                       ". Published numbers come from the papers' real data; a column says which is which. "
-                       "Fractions are shown as percentages, and every table holds numbers of one protocol only."))
-    by_track: dict[str, list[dict]] = {}
-    for r in records:
-        by_track.setdefault(getattr(notebooks.get(r["notebook"]), "track", "other"), []).append(r)
-    order = [t for t in TRACK_ORDER if t in by_track] + sorted(t for t in by_track if t not in TRACK_ORDER)
-    tracks = published()
-    for track in order:
-        blocks.append(Heading(2, f"Track: {track}"))
-        if track in tracks:
+    return [Para(" ".join(summary))]
+
+
+def summary_section(ctx: ReportContext) -> list[Any]:
+    """Per track of ``published.yaml``, one table: each method's headline numbers beside the published
+    ones, the protocol named on each row (:func:`summary_table`)."""
+    used = sorted({i.get("dataset") for r in ctx.records for i in r.get("metric_info", {}).values()
+                   if i.get("dataset")})
+    syn = [d for d in used if d in ctx.synthetic]
+    real = [d for d in used if d not in ctx.synthetic]
+    blocks: list[Any] = [Heading(2, "Summary"), Para(
+        "Ours: " + (f"synthetic stand-ins generated by the kit ({', '.join(syn)})" if syn else "") +
+        ("; " if syn and real else "") + (f"real datasets ({', '.join(real)})" if real else "") +
+        ". Published numbers come from the papers' real data. A protocol holds for the rows below it up to "
+        "the next one; the track's section states it in full, with its sources. `not run`: the profile has "
+        "no such run; –: no such number; blank: the row's protocol has no such column.")]
+    run_tracks = {ctx.track_of(r) for r in ctx.records}
+    for track, comps in ctx.comparisons.items():
+        heading = _track_heading(track)
+        link = f" ([protocols and runs](#{_slug(heading)}))" if track in run_tracks else " (no run of this track)"
+        blocks += [Para(f"**{track}**{link}"), summary_table(comps, ctx.synthetic)]
+    return blocks
+
+
+def tracks_section(ctx: ReportContext) -> list[Any]:
+    """Per track: its published tables in full, then every run (metrics, figures, manifest)."""
+    blocks: list[Any] = []
+    for track, runs in ctx.by_track().items():
+        blocks.append(Heading(2, _track_heading(track)))
+        if track in ctx.comparisons:
             blocks.append(Heading(3, "Ours beside the published numbers"))
-            blocks += comparison_blocks(track, records, synthetic)
-        for r in by_track[track]:
-            nb = notebooks.get(r["notebook"])
+            blocks += _comparison_blocks(ctx.comparisons[track], ctx.synthetic)
+        for r in runs:
+            nb = ctx.notebooks.get(r["notebook"])
             blocks.append(Heading(3, r["run"]))
             if nb is not None and nb.purpose:
                 blocks.append(Para(f"_{nb.purpose}_"))
@@ -281,6 +374,31 @@ def build(profile: str) -> list[Any]:
             for fig in r.get("figures", []):
                 blocks.append(Figure(f"{r['run']}: {Path(fig).stem}", f"{r['run']}/{fig}"))
             blocks.append(_manifest(r))
+    return blocks
+
+
+#: The report's sections under its title, in order; each gives its blocks for a :class:`ReportContext`.
+#: A section that should lead (the papers' claims, say) is one more function put in front of the summary.
+SECTIONS: list[Callable[[ReportContext], list[Any]]] = [overview_section, summary_section, tracks_section]
+
+
+def context(profile: str) -> ReportContext:
+    notebooks = _notebooks()
+    records = _records(profile, notebooks)
+    tracks = published()
+    order = [t for t in TRACK_ORDER if t in tracks] + sorted(t for t in tracks if t not in TRACK_ORDER)
+    return ReportContext(profile, records, notebooks, _synthetic_names(),
+                         {t: comparisons(t, records) for t in order})
+
+
+def build(profile: str) -> list[Any]:
+    """The report of ``profile`` as blocks: the title, then each of :data:`SECTIONS`."""
+    ctx = context(profile)
+    blocks: list[Any] = [Heading(1, f"fgr report: profile `{profile}`")]
+    if not ctx.records:
+        return blocks + [Para(f"No finished runs yet: run `fgr reproduce --profile {profile}`.")]
+    for section in SECTIONS:
+        blocks += section(ctx)
     return blocks
 
 
@@ -312,21 +430,35 @@ def to_markdown(blocks: list[Any]) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-_EMPHASIS = [(re.compile(r"\*\*([^*]+)\*\*"), r"<strong>\1</strong>"),
-             (re.compile(r"(?<![\w/])_([^_]+)_(?![\w/])"), r"<em>\1</em>")]
+_CODE = re.compile(r"`([^`]+)`")
+_LINK = re.compile(r"\[([^\]\n]+)\]\(([^()\s]+)\)")
+_STRONG = re.compile(r"\*\*(.+?)\*\*")
+_EM = re.compile(r"(?<![\w/])_([^_]+)_(?![\w/])")
+_HELD = re.compile("\x00([0-9]+)\x00")
 
 
 def _inline(text: str) -> str:
-    parts = re.split(r"(`[^`]+`)", html.escape(str(text), quote=False))
-    out = []
-    for part in parts:  # no emphasis inside code spans
-        if part.startswith("`") and part.endswith("`") and len(part) > 1:
-            out.append(f"<code>{part[1:-1]}</code>")
-        else:
-            for pattern, repl in _EMPHASIS:
-                part = pattern.sub(repl, part)
-            out.append(part)
-    return "".join(out)
+    """The inline Markdown of a block's text as HTML: `code`, **bold**, _italic_, [text](url).
+
+    The text is escaped first, then converted; code spans and links are held aside as they are found
+    (no emphasis inside code, none inside a link's address), so **bold** may hold `code`."""
+    held: list[str] = []
+
+    def hold(piece: str) -> str:
+        held.append(piece)
+        return f"\x00{len(held) - 1}\x00"
+
+    def emphasis(part: str) -> str:
+        return _EM.sub(r"<em>\1</em>", _STRONG.sub(r"<strong>\1</strong>", part))
+
+    out = html.escape(str(text).replace("\x00", ""), quote=False)
+    out = _CODE.sub(lambda m: hold(f"<code>{m.group(1)}</code>"), out)
+    out = _LINK.sub(lambda m: hold(f'<a href="{m.group(2).replace(chr(34), "&quot;")}">{emphasis(m.group(1))}</a>'),
+                    out)
+    out = emphasis(out)
+    while _HELD.search(out):  # a link's text may hold code
+        out = _HELD.sub(lambda m: held[int(m.group(1))], out)
+    return out
 
 
 def _slug(text: str) -> str:
@@ -368,7 +500,7 @@ color:#222;line-height:1.45}table{border-collapse:collapse;margin:.6em 0 1.2em;f
 th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}th{background:#f3f3f3}
 code{background:#f3f3f3;padding:0 .2em;border-radius:3px}figure{margin:1em 0}figure img{max-width:100%}
 figcaption{color:#555;font-size:.85em}details{margin:.5em 0 1.5em}summary{cursor:pointer;color:#235}
-nav li{margin:.1em 0}"""
+nav li{margin:.1em 0}table.summary{margin:.3em 0 .9em}table.summary th:nth-child(n+3){width:6.5em}"""
 
 
 def to_html(blocks: list[Any], base: Path, *, standalone: bool = True) -> str:
@@ -385,7 +517,8 @@ def to_html(blocks: list[Any], base: Path, *, standalone: bool = True) -> str:
             elif isinstance(b, Table):
                 head = "".join(f"<th>{_inline(h)}</th>" for h in b.header)
                 body = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>" for row in b.rows)
-                out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+                cls = f' class="{html.escape(b.style)}"' if b.style else ""
+                out.append(f"<table{cls}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
             elif isinstance(b, Figure):
                 src = _image_src(base / b.path)
                 img = (f'<img src="{src}" alt="{html.escape(b.caption)}">' if src
@@ -422,13 +555,6 @@ def embedded(page: Path) -> str:
     if start < 0 or end < start:
         raise FgrError(f"{page} is not a report written by fgr: write it again with `fgr report`")
     return _fragment(text[start + len(_BODY):end])
-
-
-def profile_for(run, profile: str = "") -> str:
-    """The profile a report notebook shows: ``profile`` if given, else the run's (JupyterLab: demo)."""
-    target = profile or (run.profile if run.profile != "interactive" else "demo")
-    check_profile(target)
-    return target
 
 
 def inventory(profile: str) -> dict[str, int]:

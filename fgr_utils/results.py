@@ -24,6 +24,7 @@ import math
 import os
 import platform
 import random
+import re
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ from fgr_utils.checkpoints import load_checkpoint
 from fgr_utils.distributed import distributed, init_distributed
 from fgr_utils.errors import FgrError
 from fgr_utils.paths import project_root, runs_dir
-from fgr_utils.runner import find_notebook
+from fgr_utils.runner import INTERACTIVE, LATEST, PROFILE_PARAM, find_notebook, list_profiles, remake_hint
 
 UNITS = ("fraction", "count", "seconds", "ratio", "value")
 _VERSIONED = ("torch", "torchvision", "timm", "faiss-cpu", "numpy", "scipy", "scikit-learn", "scikit-image",
@@ -117,6 +118,7 @@ class Run:
     rank: int = 0  # under torchrun: this process's rank; only rank 0 writes metrics.json and figures
     world_size: int = 1
     upstreams: dict[str, str] = field(default_factory=dict)  # role -> folder of a finished run this one read
+    reads: str = ""  # the profile whose runs :meth:`upstream` looks names up in ("": this run's own profile)
 
     @property
     def fingerprint(self) -> str:
@@ -177,9 +179,11 @@ class Run:
         self.notes[key] = value
 
     def upstream(self, name: str, role: str | None = None) -> RunRecord:
-        """The finished run ``name`` of this run's profile, which this run reads (e.g. the stage-1 run a
-        re-ranker builds on); recorded under ``role`` (default: the name) in metrics.json's ``upstream``."""
-        found = RunRecord.find(name, self.profile)
+        """The finished run ``name``, which this run reads (e.g. the stage-1 run a re-ranker builds on):
+        a run name of the profile this run reads (:attr:`reads`), ``<profile>/<run>`` (by-hand runs:
+        ``interactive/<notebook>``) or a run folder. Recorded under ``role`` (default: the name) in
+        metrics.json's ``upstream``."""
+        found = RunRecord.find(name, self.reads or self.profile)
         self.upstreams[role or name] = str(found.dir)
         return found
 
@@ -188,8 +192,9 @@ class Run:
         self.skipped_images.extend({"path": str(p), "reason": r} for p, r in skipped)
 
     def save_figure(self, fig, name: str, *, dpi: int = 110) -> Path:
-        """Save ``fig`` as ``figures/<name>.png`` in the run folder (atomically; rank 0 only)."""
-        dest = self.figures_dir / f"{name}.png"
+        """Save ``fig`` as ``figures/<name>.png`` in the run folder (atomically; rank 0 only); characters
+        a file name or a markdown link cannot carry (spaces, slashes, brackets) become ``-``."""
+        dest = self.figures_dir / f"{re.sub(r'[^A-Za-z0-9_.+=,-]+', '-', name).strip('-')}.png"
         if self.rank == 0:
             with io.atomic_path(dest, suffix=".png") as tmp:
                 fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
@@ -213,6 +218,7 @@ class Run:
             "skipped_images": self.skipped_images,
             "figures": self.figures,
             **({"upstream": self.upstreams} if self.upstreams else {}),
+            **({"reads": self.reads} if self.reads else {}),
             "versions": package_versions(),
             **git_state(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self.started)),
@@ -242,8 +248,11 @@ def start_run(notebook: str, namespace: dict[str, Any] | None = None, *, seed_ke
               device_key: str = "device") -> Run:
     """Open the record of ``notebook``; pass ``globals()`` so the declared parameters are recorded.
 
-    Under ``fgr run`` / ``fgr reproduce`` the run folder comes from the runner; in JupyterLab it is
-    ``runs/interactive/<notebook>/``. Seeds every RNG from the ``seed`` parameter.
+    Under ``fgr run`` / ``fgr reproduce`` the run folder comes from the runner and the notebook reads
+    the runs of the profile it runs. Run by hand (JupyterLab, papermill, nbconvert) it records into
+    ``runs/interactive/<notebook>/`` and reads the runs of its ``profile`` parameter, where ``latest``
+    is the profile of the last ``fgr reproduce``. Its first output line says both. Seeds every RNG
+    from the ``seed`` parameter.
 
     Under torchrun (``python -m fgr_utils.train``) every process joins the process group here; on CUDA
     each takes its own GPU (``cuda:LOCAL_RANK``). All share the run folder (checkpoints are resumed
@@ -256,10 +265,13 @@ def start_run(notebook: str, namespace: dict[str, Any] | None = None, *, seed_ke
         run_dir = Path(os.environ["FGR_RUN_DIR"])
         profile = os.environ.get("FGR_PROFILE", "interactive")
         name = os.environ.get("FGR_RUN_NAME", notebook)
+        reads = profile
     else:
-        profile, name = "interactive", notebook
+        profile, name = INTERACTIVE, notebook
         run_dir = runs_dir() / profile / name
+        reads = reading_profile(str(params.get(PROFILE_PARAM, LATEST))) if PROFILE_PARAM in params else ""
     run_dir.mkdir(parents=True, exist_ok=True)
+    print(_opening_line(notebook, name, profile, reads, run_dir))
     seed = int(params.get(seed_key, 0))
     seed_everything(seed)
     device = resolve_device(str(params.get(device_key, "cpu")))
@@ -267,11 +279,39 @@ def start_run(notebook: str, namespace: dict[str, Any] | None = None, *, seed_ke
     if world > 1:
         device = init_distributed(device)
     return Run(notebook=notebook, name=name, profile=profile, dir=run_dir, params=params, seed=seed, device=device,
-               rank=rank, world_size=world)
+               rank=rank, world_size=world, reads=reads)
+
+
+def _opening_line(notebook: str, name: str, profile: str, reads: str, run_dir: Path) -> str:
+    if profile != INTERACTIVE:
+        return f"run {name} of profile {profile}: records into {run_dir}"
+    line = f"{notebook}, run by hand: records into {run_dir}"
+    if reads:
+        line += (f"; reads the runs of profile {reads!r} ({runs_dir() / reads}; set `{PROFILE_PARAM}` in the "
+                 f"parameters cell to read another)")
+    return line
+
+
+def reading_profile(profile: str) -> str:
+    """The profile a notebook run by hand reads: ``profile``, or for ``latest`` the one whose
+    ``fgr reproduce`` finished last (else whose run finished last)."""
+    known = list(list_profiles())
+    if profile != LATEST:
+        if profile not in (*known, INTERACTIVE):
+            raise FgrError(f"profile {profile!r} (the notebook's `{PROFILE_PARAM}` parameter) is not one of "
+                           f"{', '.join((LATEST, *known, INTERACTIVE))}")
+        return profile
+    base = runs_dir()
+    for marker in ("reproduce.json", "*/metrics.json"):
+        done = [(p.stat().st_mtime, name) for name in known for p in (base / name).glob(marker)]
+        if done:
+            return max(done)[1]
+    raise FgrError(f"no finished runs of any profile in {base}: run `fgr reproduce --profile demo` first, "
+                   f"or set `{PROFILE_PARAM}` in the parameters cell")
 
 
 def current_profile() -> str:
-    return os.environ.get("FGR_PROFILE", "interactive")
+    return os.environ.get("FGR_PROFILE", INTERACTIVE)
 
 
 CHECKPOINTS = ("best", "last")
@@ -339,8 +379,8 @@ class RunRecord:
         path = self.checkpoint_path(stage, which)
         state = load_checkpoint(path)
         if state is None:
-            raise FgrError(f"no readable checkpoint {path}: run {self.notebook or 'its notebook'} again "
-                           f"(`fgr run {self.notebook} --profile {self.profile}`)")
+            raise FgrError(f"no readable checkpoint {path} of run {self.name}: make it again; "
+                           f"{remake_hint(self.name, self.profile)}")
         return state
 
     def upstream(self, role: str) -> RunRecord:
@@ -352,13 +392,28 @@ class RunRecord:
         return RunRecord.open(recorded[role])
 
 
+def run_labels(runs: dict[str, RunRecord], param: str) -> dict[str, str]:
+    """A short label per run for tables and figures: its parameter ``param`` (e.g. the method), with
+    the run's profile and name added where two runs share it (a run retrained by hand beside the
+    profile's)."""
+    values = [rec.params.get(param) for rec in runs.values()]
+    return {given: (str(rec.params.get(param)) if values.count(rec.params.get(param)) == 1
+                    else f"{rec.params.get(param)} ({rec.profile} {rec.name})") for given, rec in runs.items()}
+
+
 def _find_run(name: str, profile: str | None = None) -> Path:
-    """The folder of a finished run of this profile (e.g. the stage-1 run a re-ranker builds on)."""
+    """The folder of a finished run: ``name`` of ``profile`` (default: the one this process runs
+    under), ``<profile>/<run>``, or a run folder."""
+    given = Path(name)
+    if given.is_absolute() or (given.is_dir() and (given / "metrics.json").exists()):
+        return RunRecord.open(given).dir
     profile = profile or current_profile()
+    if "/" in name:
+        profile, name = name.split("/", 1)
     d = runs_dir() / profile / name
     if not (d / "metrics.json").exists():
         raise FgrError(f"run {name!r} of profile {profile} has not finished (no {d / 'metrics.json'}): "
-                       f"run `fgr run {name.split('-')[0].split('+')[0]} --profile {profile}` first")
+                       f"{remake_hint(name, profile)}")
     return d
 
 

@@ -36,6 +36,12 @@ from fgr_utils.paths import PACKAGE_DIR, notebooks_dir, params_dir, runs_dir
 
 KERNEL_NAME = "fgr"
 RESERVED_KEYS = ("runs",)
+#: the parameter the runner sets to the profile it runs (a notebook that reads other runs declares it)
+PROFILE_PARAM = "profile"
+#: where notebooks run by hand (JupyterLab, papermill, nbconvert) keep their records: ``runs/interactive/``
+INTERACTIVE = "interactive"
+#: ``profile: str = "latest"`` in a notebook run by hand: the profile of the last ``fgr reproduce``
+LATEST = "latest"
 PROFILE_META = "_profile.yaml"
 TRACK_ORDER = ("core", "fabric", "sbir", "asfr", "search", "report")
 
@@ -278,6 +284,9 @@ def _validate(nb: NotebookInfo, overrides: dict, source: str) -> dict:
         if key not in nb.params:
             raise FgrError(f"parameter {key!r} (from {source}) is not declared by notebook {nb.stem}; "
                            f"allowed: {nb.allowed()}")
+        if key == PROFILE_PARAM:
+            raise FgrError(f"parameter {key!r} (from {source}) is set by the runner to the profile it runs: "
+                           f"choose it with --profile")
         out[key] = check_value(nb.params[key], value, source)
     return out
 
@@ -317,11 +326,10 @@ def plan_runs(nb: NotebookInfo, profile: str, cli: dict[str, str] | None = None,
     where = f"params/{profile}/{nb.stem}.yaml"
     variants = raw.pop("runs", None)
     base = {**{k: p.default for k, p in nb.params.items()}, **_validate(nb, raw, where)}
-    cli_values = {}
-    for key, text in (cli or {}).items():
-        if key not in nb.params:
-            raise FgrError(f"parameter {key!r} (from -p) is not declared by notebook {nb.stem}; allowed: {nb.allowed()}")
-        cli_values[key] = check_value(nb.params[key], parse_cli_value(nb.params[key], text), "-p")
+    if PROFILE_PARAM in nb.params:
+        base[PROFILE_PARAM] = profile
+    cli_values = _validate(nb, {key: parse_cli_value(nb.params[key], text) if key in nb.params else text
+                                for key, text in (cli or {}).items()}, "-p")
     if variants is None:
         chosen = {None: {}}
     else:
@@ -341,6 +349,38 @@ def plan_runs(nb: NotebookInfo, profile: str, cli: dict[str, str] | None = None,
             run_name += "+" + _slug(cli_values)
         runs.append(RunSpec(nb, profile, run_name, params))
     return runs
+
+
+_RUN_NAME = re.compile(r"(?P<stem>[^-+]+)(?:-(?P<variant>[^+]+))?(?:\+(?P<slug>.+))?")
+
+
+def remake_hint(name: str, profile: str) -> str:
+    """What makes the run ``name`` of ``profile``, for a "has not finished" message: a command that
+    works as printed (``fgr run`` with the variant and the ``-p`` overrides its name encodes), else
+    where the runs that do exist are listed."""
+    stem = _RUN_NAME.fullmatch(name)["stem"] if _RUN_NAME.fullmatch(name) else name
+    if profile == INTERACTIVE:
+        return (f"it is written when notebook {stem} is run by hand: open notebooks/{stem}.ipynb in JupyterLab "
+                f"and run all cells, or name a run of a profile (`fgr results --profile demo` lists them)")
+    try:
+        nb = find_notebook(stem)
+        planned = [r.name for r in plan_runs(nb, profile)]
+    except FgrError as e:
+        return str(e)
+    parts = _RUN_NAME.fullmatch(name)
+    variant, slug = (parts["variant"], parts["slug"]) if parts else (None, None)
+    overrides = dict(kv.split("=", 1) for kv in slug.split(",") if "=" in kv) if slug else {}
+    try:
+        made = plan_runs(nb, profile, overrides, variant)
+    except FgrError:
+        made = []
+    if len(made) == 1 and made[0].name == name:
+        command = " ".join([f"fgr run {stem}", *([f"--variant {variant}"] if variant else []),
+                            f"--profile {profile}", *(f"-p {k}={v}" for k, v in overrides.items())])
+        return f"run `{command}` first"
+    finished = sorted(p.parent.name for p in (runs_dir() / profile).glob(f"{stem}*/metrics.json"))
+    return (f"profile {profile} makes no run of that name (it runs {', '.join(planned)}; finished: "
+            f"{', '.join(finished) or 'none'}); `fgr results --profile {profile}` lists its finished runs")
 
 
 # --------------------------------------------------------------------------------------------

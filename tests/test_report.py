@@ -80,7 +80,7 @@ def test_every_published_table_is_consistent():
     for track, tables in report.published().items():
         assert track in runner.TRACK_ORDER
         for comp in report.comparisons(track, []):  # raises on a row with the wrong number of values
-            assert comp.protocol and comp.rows
+            assert comp.protocol and comp.rows and 0 < len(comp.short) <= 45  # short: named in the summary
             for row in comp.rows:
                 assert row["run"].split("-")[0] in stems
                 assert row["run"] in demo_runs, f"{row['run']} is not a run of the demo profile"
@@ -146,6 +146,125 @@ def test_markup_is_escaped_in_html():
     assert "a &lt;b&gt; &amp; <code>x&lt;y&gt;</code> <strong>bold</strong> <em>it</em> snake_case_name" in page
     assert "<td>&lt;td&gt;</td>" in page
     assert "snake\\_case" not in report.to_markdown(blocks) and "| &lt;td&gt;" not in report.to_markdown(blocks)
+
+
+class _Text(HTMLParser):
+    """The text nodes of a page (less its style sheet), each with the elements it sits in."""
+
+    def __init__(self):
+        super().__init__()
+        self.stack, self.nodes = [], []
+
+    def handle_starttag(self, tag, attrs):
+        if tag not in ("img", "meta", "br"):
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        while self.stack and self.stack.pop() != tag:
+            pass
+
+    def handle_data(self, data):
+        if "style" not in self.stack:
+            self.nodes.append((tuple(self.stack), data))
+
+
+def _text_nodes(page: str) -> list[tuple[tuple[str, ...], str]]:
+    parser = _Text()
+    parser.feed(page)
+    return parser.nodes
+
+
+#: Markdown left in a text node: bold, a code span's backtick, a link's "](", an _italic_ span
+LEFT_MARKDOWN = re.compile(r"\*\*|`|\]\(|(?<![\w/])_[^_\s][^_]*_(?![\w/])")
+
+
+def test_inline_markdown_becomes_html_and_nothing_is_left_in_the_text():
+    blocks = [report.Heading(1, "r `p`"),
+              report.Para("**Wall time of the last `fgr reproduce --profile smoke`: 2.1 min** and _done_; "
+                          "see [the track](#track-sbir) or [`x<y>`](https://example.org/a?b=1&c=2)."),
+              report.Table(["**h**"], [["`a_b` and **b _c_**"]])]
+    page = report.to_html(blocks, Path("."))
+    assert ("<p><strong>Wall time of the last <code>fgr reproduce --profile smoke</code>: 2.1 min</strong> and "
+            "<em>done</em>; see <a href=\"#track-sbir\">the track</a> or "
+            "<a href=\"https://example.org/a?b=1&amp;c=2\"><code>x&lt;y&gt;</code></a>.</p>") in page
+    assert "<td><code>a_b</code> and <strong>b <em>c</em></strong></td>" in page
+    assert "<th><strong>h</strong></th>" in page
+    assert not [text for _, text in _text_nodes(page) if LEFT_MARKDOWN.search(text)]
+    md = report.to_markdown(blocks)  # the Markdown keeps its markup
+    assert "**Wall time of the last `fgr reproduce --profile smoke`: 2.1 min**" in md
+    assert "[the track](#track-sbir)" in md
+
+
+def _datasets_run(runs: Path, n: int = 30) -> None:
+    _record(runs, "smoke", "00_datasets", "00_datasets",
+            {f"toy-set/count_{i:02d}": (i / 100, "toy-set", "dataset count") for i in range(n)})
+
+
+def test_report_opens_with_a_summary_and_renders_its_markdown(profile_runs):
+    from fgr_utils.runner import ReproduceSummary
+
+    _datasets_run(profile_runs.parent)
+    report.write_reproduction_record("smoke", ReproduceSummary(executed=[("x", 1.0)], skipped=[]), 125.0, None)
+    md_path, html_path = report.write_report("smoke")
+    md, page = md_path.read_text(), html_path.read_text()
+
+    # the summary follows the wall-time line and comes before every track and run
+    assert md.index("Wall time of the last") < md.index("\n## Summary\n") < md.index("\n## Track: ")
+    assert md.index("\n## Summary\n") < min(md.index(f"\n### {r}\n") for r in ("00_datasets", "20_sbir_train-arnet"))
+    assert page.index("Wall time of the last") < page.index('<h2 id="summary">') < page.index('<h2 id="track-')
+    assert page.index('<h2 id="summary">') < page.index("<h3")
+    summary = md[md.index("\n## Summary\n"):md.index("\n## Track: ")]
+    # per track one table, ours beside the published numbers, the protocol named; never a number from elsewhere
+    assert re.findall(r"^\*\*(\w+)\*\* \(", summary, flags=re.M) == ["fabric", "sbir", "asfr", "search"]
+    assert summary.count("| protocol | method |") == 4 and summary.count("\n|") <= 40
+    assert ("| protocol | method | ours: sbir-garments (synthetic) | published: Clothes-V1 | published: Shoe-V2 "
+            "| published: Chair-V2 |") in summary
+    assert ("| Acc@k, best test epoch (selected on test) | ARNet Basic, Acc@1 | 25.00 % | 94.18 % | 41.23 % "
+            "| 73.31 % |") in summary
+    assert "|  | ARNet + MSTR, Acc@1 | not run | 95.27 % | 42.91 % | 75.45 % |" in summary
+    assert "| MAP, query-weighted | global floor (attribute-agnostic) | not run | – | – | – |  |" in summary
+    assert "|  | RPF | 50.00 % | 70.11 % | 10.22 % | 58.80 % |  |" in summary
+    assert "| ours: photo-landmarks (synthetic) | ours: sim-revisited (synthetic) |" in summary
+    assert ("| revisitop mAP (published: other methods) | global, Medium (DINOv2 ViT-g frozen, paper Table 9) "
+            "| 30.00 % | 20.00 % |  |  | 72.90 % | – |") in summary
+    assert "| full-ranking AP | stage 1: global descriptor | not run | not run |" in summary
+    assert "**sbir** ([protocols and runs](#track-sbir))" in summary and "**search** (no run of this track)" in summary
+    assert "| recall@10 against exact search | fastest index with recall@10 >= 0.95 | not run |" in summary
+    assert '<h2 id="track-sbir">' in page and '<a href="#track-sbir">protocols and runs</a>' in page
+
+    # the long dataset-count table is collapsed, in both formats
+    opening = "<details><summary>Protocol: dataset count (30 metrics)</summary>"
+    closing = md.index("</details>", md.index(opening))
+    assert md.index(opening) < md.index("| toy-set/count_00 |") < md.index("| toy-set/count_29 |") < closing
+    assert "Protocol: dataset count\n" not in md
+    nodes = _text_nodes(page)
+    counts = [stack for stack, text in nodes if text.startswith("toy-set/count_")]
+    assert len(counts) == 30 and all("details" in stack and "table" in stack for stack in counts)
+
+    # no literal Markdown left in the page: bold, code and links are elements
+    assert not [text for _, text in nodes if LEFT_MARKDOWN.search(text)]
+    assert "<strong>Wall time of the last <code>fgr reproduce --profile smoke</code>: 2.1 min (125 s)</strong>" in page
+    assert "<code>epochs=2</code>" in page and "<strong>Fine-grained SBIR, best test epoch.</strong>" in page
+
+
+def test_a_leading_section_is_one_more_builder(profile_runs, monkeypatch):
+    def claims(ctx):
+        return [report.Heading(2, "Claims"), report.Para(f"{len(ctx.records)} runs read.")]
+
+    monkeypatch.setattr(report, "SECTIONS", [claims, *report.SECTIONS])
+    md = report.to_markdown(report.build("smoke"))
+    assert md.index("# fgr report") < md.index("## Claims\n\n3 runs read.") < md.index("runs, git commit")
+    assert md.index("runs, git commit") < md.index("## Summary") < md.index("## Track: sbir")
+
+
+def test_summary_numbers_are_the_track_tables_numbers(profile_runs):
+    from fgr_utils.results import load_records
+
+    comps = report.comparisons("sbir", load_records("smoke"))
+    summary = report.summary_table(comps, {"sbir-garments"})
+    detail = [row for comp in comps for row in comp.table({"sbir-garments"}).rows]
+    assert [row[1:] for row in summary.rows] == detail  # the same cells, after the protocol's name
+    assert [row[0] for row in summary.rows if row[0]] == [c.short for c in comps]
 
 
 def test_report_without_runs_says_what_to_do(isolated_dirs):
