@@ -7,7 +7,7 @@ DEV    := $(VENV)/.fgr-dev
 PROFILE ?= demo
 JOBS   ?= 2
 
-.PHONY: install kernel reproduce test lab smoke clean
+.PHONY: install kernel reproduce test lab smoke clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,16 @@ kernel: $(BASE)           ## (re)register the kernel
 reproduce: $(BASE)        ## every notebook on the demo profile, then runs/demo/REPORT.md
 	$(BIN)/fgr reproduce --profile $(PROFILE)
 
-test: $(DEV)              ## the test suite, offline
+# The browser test (tests/test_jupyterlab.py) drives Debian's chromium through Playwright; Playwright's
+# own browser download (`playwright install`) is never used. Installed once, as root or through sudo.
+chromium:                 ## Debian's chromium for the browser test, when missing
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for tests/test_jupyterlab.py"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium fonts-liberation; }
+
+test: $(DEV) chromium     ## the test suite, offline
 	$(BIN)/python -m pytest -q -n $(JOBS) --durations=15
 
 smoke: $(BASE)            ## every notebook on the tiny smoke profile

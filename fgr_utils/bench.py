@@ -333,14 +333,14 @@ def main(args) -> int:
     """``fgr bench rerank | extract | index | serve`` (the parsed arguments of :mod:`fgr_utils.cli`)."""
     if args.what == "index":
         if args.run:
-            bench_run(RunRecord.locate(args.run, args.profile))
+            bench_run(RunRecord.find(args.run, args.profile))
         else:
             bench_index(args.n, args.dim, queries=args.queries or 1000)
         return 0
     if args.what == "serve":
         if not args.run:
             raise FgrError("fgr bench serve needs --run RUN_DIR (a finished 10/11/20/30 run)")
-        res = bench_serve(RunRecord.locate(args.run, args.profile), requests=args.requests,
+        res = bench_serve(RunRecord.find(args.run, args.profile), requests=args.requests,
                           concurrency=args.concurrency)
         return 0 if res["errors"] == 0 else 1
     runner.check_profile(args.profile)

@@ -37,7 +37,8 @@ from fgr_utils.checkpoints import load_checkpoint
 from fgr_utils.distributed import distributed, init_distributed
 from fgr_utils.errors import FgrError
 from fgr_utils.paths import project_root, runs_dir
-from fgr_utils.runner import INTERACTIVE, LATEST, PROFILE_PARAM, find_notebook, list_profiles, remake_hint
+from fgr_utils.runner import (INTERACTIVE, LATEST, PROFILE_PARAM, check_value, find_notebook, list_profiles,
+                              remake_hint)
 
 UNITS = ("fraction", "count", "seconds", "ratio", "value")
 _VERSIONED = ("torch", "torchvision", "timm", "faiss-cpu", "numpy", "scipy", "scikit-learn", "scikit-image",
@@ -240,10 +241,6 @@ class Run:
         return rec
 
 
-def declared_parameters(notebook: str) -> list[str]:
-    return list(find_notebook(notebook).params)
-
-
 def start_run(notebook: str, namespace: dict[str, Any] | None = None, *, seed_key: str = "seed",
               device_key: str = "device") -> Run:
     """Open the record of ``notebook``; pass ``globals()`` so the declared parameters are recorded.
@@ -259,9 +256,13 @@ def start_run(notebook: str, namespace: dict[str, Any] | None = None, *, seed_ke
     from it), but only rank 0 writes ``metrics.json`` and figures.
     """
     namespace = namespace or {}
-    names = declared_parameters(notebook)
-    params = {k: namespace[k] for k in names if k in namespace}
-    if os.environ.get("FGR_NOTEBOOK") == notebook and os.environ.get("FGR_RUN_DIR"):
+    declared = find_notebook(notebook).params
+    params = {k: namespace[k] for k in declared if k in namespace}
+    under_runner = os.environ.get("FGR_NOTEBOOK") == notebook and bool(os.environ.get("FGR_RUN_DIR"))
+    if not under_runner:  # the runner has checked them; by hand, papermill's -p passes text as text
+        params = {k: check_value(declared[k], v, "the parameters cell (papermill: -p gives text; "
+                                 "give lists and dicts with -y 'name: [...]')") for k, v in params.items()}
+    if under_runner:
         run_dir = Path(os.environ["FGR_RUN_DIR"])
         profile = os.environ.get("FGR_PROFILE", "interactive")
         name = os.environ.get("FGR_RUN_NAME", notebook)
@@ -336,15 +337,11 @@ class RunRecord:
         return cls(run_dir, _read_record(run_dir))
 
     @classmethod
-    def find(cls, name: str, profile: str | None = None) -> RunRecord:
-        """The finished run ``name`` of ``profile`` (default: the profile this process runs under)."""
-        run_dir = _find_run(name, profile)
+    def find(cls, name: str | os.PathLike, profile: str | None = None) -> RunRecord:
+        """The finished run ``name`` of ``profile`` (default: the profile this process runs under),
+        ``<profile>/<run>``, or a run folder (e.g. ``runs/demo/30_asfr_train-asen_v2``)."""
+        run_dir = _find_run(str(name), profile)
         return cls(run_dir, _read_record(run_dir))
-
-    @classmethod
-    def locate(cls, given: str | os.PathLike, profile: str) -> RunRecord:
-        """A run given as a folder, or as a run name of ``profile`` (e.g. ``30_asfr_train-asen_v2``)."""
-        return cls.open(given) if Path(given).is_dir() else cls.find(str(given), profile)
 
     @property
     def name(self) -> str:
@@ -405,7 +402,7 @@ def _find_run(name: str, profile: str | None = None) -> Path:
     """The folder of a finished run: ``name`` of ``profile`` (default: the one this process runs
     under), ``<profile>/<run>``, or a run folder."""
     given = Path(name)
-    if given.is_absolute() or (given.is_dir() and (given / "metrics.json").exists()):
+    if given.is_absolute() or given.is_dir():
         return RunRecord.open(given).dir
     profile = profile or current_profile()
     if "/" in name:

@@ -194,7 +194,11 @@ def test_fabric_notebooks_skip_and_list_unreadable_images(isolated_dirs, capsys)
     raw.fabrics_of("test")[0].path.write_bytes(b"")
     capsys.readouterr()
     assert cli.main(["run", "11_fabric_rerank", "--profile", "smoke", "--no-progress"]) == 1
-    assert "the test split changed since 10_fabric_global ranked it" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "the test split changed since 10_fabric_global ranked it" in err
+    assert "run `fgr run 10_fabric_global --profile smoke` first" in err  # which works, as printed:
+    assert cli.main(["run", "10_fabric_global", "--profile", "smoke", "--no-progress"]) == 0
+    assert cli.main(["run", "11_fabric_rerank", "--profile", "smoke", "--no-progress"]) == 0
 
 
 @pytest.mark.notebook

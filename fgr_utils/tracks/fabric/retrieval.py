@@ -21,6 +21,7 @@ from fgr_utils.data.transforms import Preprocess
 from fgr_utils.embed import extract
 from fgr_utils.errors import FgrError
 from fgr_utils.results import RunRecord
+from fgr_utils.runner import remake_hint
 from fgr_utils.tracks.fabric.data import FabricInputs
 from fgr_utils.tracks.fabric.models import GlobalModel, QGAModel
 
@@ -186,7 +187,7 @@ class Stage1:
         """Stage 2 reads this ranking by position: the test queries and fabrics must be the ones it ranked."""
         if list(fs.query_ids("test")) != self.query_ids or list(fs.fabric_ids("test")) != self.fabric_ids:
             raise FgrError(f"the test split changed since {self.run.name} ranked it (images added, removed or "
-                           f"left out as unreadable): run `fgr run {self.run.notebook}` again first")
+                           f"left out as unreadable): make it again; {remake_hint(self.run.name, self.run.profile)}")
 
 
 def save_stage1(run, fs: FabricSet, positions: np.ndarray, scores: np.ndarray) -> None:
