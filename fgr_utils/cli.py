@@ -1,4 +1,4 @@
-"""The ``fgr`` command: list, run, reproduce, results, report, data, serve, bench.
+"""The ``fgr`` command: list, run, reproduce, results, claims, report, data, serve, bench.
 
 ``fgr serve`` and ``fgr bench`` need torch and the tracks' models; their implementations
 (``fgr_utils.serve.main``, ``fgr_utils.bench.main``) are named here as ``module:function`` and
@@ -12,7 +12,7 @@ import json
 import sys
 import time
 
-from fgr_utils import report, results, runner
+from fgr_utils import claims, report, results, runner
 from fgr_utils.data import download, registry, synth
 from fgr_utils.errors import FgrError
 
@@ -90,6 +90,16 @@ def cmd_results(args: argparse.Namespace) -> int:
             i = info.get(name, {})
             print(f"  {name:<40} {results.format_value(value, i.get('unit', 'value')):>12}  "
                   f"[{i.get('protocol', '?')}; {i.get('dataset', '')} {i.get('split', '')}]".rstrip())
+    return 0
+
+
+def cmd_claims(args: argparse.Namespace) -> int:
+    runner.check_profile(args.profile)
+    found = claims.evaluate(args.profile)
+    if args.json:
+        print(json.dumps([r.as_dict() for r in found], indent=2))
+    else:
+        print(claims.text(args.profile, found))
     return 0
 
 
@@ -176,6 +186,11 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--profile", default="demo")
     rs.add_argument("--json", action="store_true", help="machine-readable list of runs")
     rs.set_defaults(func=cmd_results)
+
+    rc = sub.add_parser("claims", help="the papers' claims on a profile's runs: difference, 95 % interval, verdict")
+    rc.add_argument("--profile", default="demo")
+    rc.add_argument("--json", action="store_true", help="machine-readable list of claims")
+    rc.set_defaults(func=cmd_claims)
 
     rr = sub.add_parser("report", help="write runs/<profile>/REPORT.md and REPORT.html from the finished runs")
     rr.add_argument("--profile", default="demo")

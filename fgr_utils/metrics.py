@@ -444,13 +444,10 @@ def mean_ap_at_k(rankings: Sequence[Iterable[Hashable]],
     return float(np.mean([ap_at_k(r, rel, k) for r, rel in zip(rankings, relevants)]))
 
 
-def metrics_at_k(rankings: Sequence[Iterable[Hashable]],
-                 relevants: Sequence[Iterable[Hashable]], k: int) -> dict[str, float]:
-    """Means over queries of the repo-style metrics: ``{"map", "precision", "recall", "f1"}``.
-
-    ``map`` is the mean AP@k; the others are means of the per-query P@k, R@k and F1@k (the
-    release writes per-query rows ``[query, class, AP, P, R, F1]`` and averages them).
-    """
+def per_query_at_k(rankings: Sequence[Iterable[Hashable]],
+                   relevants: Sequence[Iterable[Hashable]], k: int) -> dict[str, np.ndarray]:
+    """The repo-style metrics of every query: ``{"map", "precision", "recall", "f1"}`` arrays of
+    AP@k, P@k, R@k and F1@k (the release's per-query rows ``[query, class, AP, P, R, F1]``)."""
     _check_pairs(rankings, relevants)
     k = _check_k(k)
     rows = []
@@ -459,8 +456,15 @@ def metrics_at_k(rankings: Sequence[Iterable[Hashable]],
         top = list(islice(ranking, k))
         rows.append((ap_at_k(top, rel, k), precision_at_k(top, rel, k),
                      recall_at_k(top, rel, k), f1_at_k(top, rel, k)))
-    means = np.mean(np.asarray(rows, dtype=np.float64), axis=0)
-    return {name: float(v) for name, v in zip(("map", "precision", "recall", "f1"), means)}
+    table = np.asarray(rows, dtype=np.float64).reshape(-1, 4)
+    return {name: table[:, j] for j, name in enumerate(("map", "precision", "recall", "f1"))}
+
+
+def metrics_at_k(rankings: Sequence[Iterable[Hashable]],
+                 relevants: Sequence[Iterable[Hashable]], k: int) -> dict[str, float]:
+    """Means over queries of :func:`per_query_at_k`: ``map`` is the mean AP@k, the others the
+    means of the per-query P@k, R@k and F1@k (as the release averages its rows)."""
+    return {name: float(v.mean()) for name, v in per_query_at_k(rankings, relevants, k).items()}
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The profile report: ``runs/<profile>/REPORT.md`` and a self-contained ``REPORT.html``.
 
-Under the title and the wall-time line, a one-screen summary: per track one table of each method's
-headline numbers beside the published ones (:func:`summary_table`). Then per track our numbers beside
+Under the title and the wall-time line, the papers' claims tested on the runs (:func:`claims_section`,
+from ``claims.yaml``), then a one-screen summary: per track one table of each method's headline
+numbers beside the published ones (:func:`summary_table`). Then per track our numbers beside
 the published ones in full (:func:`comparisons`, from ``published.yaml``; the summary's numbers come
 from the same), and every run of the track: its metrics, one table per protocol, its figures and its
 manifest (parameters, seed, device, versions, wall time). The sections are the functions of
@@ -23,11 +24,11 @@ from typing import Any
 
 import yaml
 
-from fgr_utils import io
+from fgr_utils import claims, io
 from fgr_utils.data import registry
 from fgr_utils.errors import FgrError
 from fgr_utils.paths import PACKAGE_DIR, runs_dir
-from fgr_utils.results import format_value, load_records
+from fgr_utils.results import format_value, load_records, matching_metrics
 from fgr_utils.runner import TRACK_ORDER, list_notebooks
 
 PUBLISHED = PACKAGE_DIR / "published.yaml"
@@ -88,15 +89,8 @@ def _synthetic_names() -> set[str]:
 
 
 def _matches(record: dict, metric: str) -> list[tuple[str, float]]:
-    """(dataset, value) of every metric of ``record`` named ``metric``, or ``<dataset>/<metric>`` where
-    ``<dataset>`` is the dataset the metric was recorded for (not ``s1/map/weighted`` for ``map/weighted``)."""
-    out = []
-    info = record.get("metric_info", {})
-    for name, value in record.get("metrics", {}).items():
-        dataset = info.get(name, {}).get("dataset", "")
-        if name == metric or (dataset and name == f"{dataset}/{metric}"):
-            out.append((dataset, value))
-    return out
+    """(dataset, value) of every metric of ``record`` that :func:`matching_metrics` finds."""
+    return [(dataset, record["metrics"][name]) for dataset, name in matching_metrics(record, metric)]
 
 
 def _ours_header(dataset: str | None, synthetic: set[str], *, short: bool = False) -> str:
@@ -332,6 +326,28 @@ def overview_section(ctx: ReportContext) -> list[Any]:
     return [Para(" ".join(summary))]
 
 
+def claims_section(ctx: ReportContext) -> list[Any]:
+    """The papers' claims on this profile's runs (:mod:`fgr_utils.claims`): the paper's numbers, ours,
+    the difference with its paired bootstrap interval, the verdict; then what differs from the paper
+    where a claim does not hold."""
+    results = claims.evaluate(ctx.profile)
+    tally = ", ".join(f"{n} {v}" for v, n in claims.counts(results).items())
+    blocks: list[Any] = [Heading(2, "Claims"), Para(
+        f"The papers' claims ({tally}), declared in `fgr_utils/{claims.CLAIMS.name}` and printed by "
+        f"`fgr claims --profile {ctx.profile}`. A claim compares method a with method b on the same test "
+        "queries. **a - b** carries a 95 % paired bootstrap interval over those queries (and over seeds where "
+        "the runs were trained with several). The verdict is **holds** when the interval lies on the claimed "
+        "side of 0, **contradicted** when it lies entirely on the other side, and **not shown** when it spans "
+        "0. Fractions are in percent and their differences in points. The paper's numbers come from its real "
+        "data; ours come from the datasets named.")]
+    blocks.append(Table(claims.HEADER, claims.rows(results)))
+    missed = claims.misses(results)
+    if missed:
+        blocks.append(Para("**What differs from the papers**, where a claim does not hold: " +
+                           " ".join(f"_{cid}_: {why}" for cid, why in missed)))
+    return blocks
+
+
 def summary_section(ctx: ReportContext) -> list[Any]:
     """Per track of ``published.yaml``, one table: each method's headline numbers beside the published
     ones, the protocol named on each row (:func:`summary_table`)."""
@@ -378,8 +394,8 @@ def tracks_section(ctx: ReportContext) -> list[Any]:
 
 
 #: The report's sections under its title, in order; each gives its blocks for a :class:`ReportContext`.
-#: A section that should lead (the papers' claims, say) is one more function put in front of the summary.
-SECTIONS: list[Callable[[ReportContext], list[Any]]] = [overview_section, summary_section, tracks_section]
+SECTIONS: list[Callable[[ReportContext], list[Any]]] = [overview_section, claims_section, summary_section,
+                                                        tracks_section]
 
 
 def context(profile: str) -> ReportContext:

@@ -32,7 +32,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from fgr_utils import io
+from fgr_utils import io, queries
 from fgr_utils.checkpoints import load_checkpoint
 from fgr_utils.distributed import distributed, init_distributed
 from fgr_utils.errors import FgrError
@@ -120,6 +120,7 @@ class Run:
     world_size: int = 1
     upstreams: dict[str, str] = field(default_factory=dict)  # role -> folder of a finished run this one read
     reads: str = ""  # the profile whose runs :meth:`upstream` looks names up in ("": this run's own profile)
+    tables: dict[str, queries.QueryTable] = field(default_factory=dict)  # per-query values kept (log_queries)
 
     @property
     def fingerprint(self) -> str:
@@ -140,8 +141,9 @@ class Run:
         return p
 
     def log(self, name: str, value: float, *, protocol: str, dataset: str | None = None,
-            split: str | None = None, unit: str = "fraction") -> float:
-        """Record one metric with the protocol it was measured under."""
+            split: str | None = None, unit: str = "fraction", per_query: queries.QueryRef | None = None) -> float:
+        """Record one metric with the protocol it was measured under; ``per_query`` names the kept
+        per-query values it is computed from (:meth:`log_queries`), and must agree with them."""
         if unit not in UNITS:
             raise FgrError(f"metric {name!r}: unit must be one of {', '.join(UNITS)}, not {unit!r}")
         try:
@@ -152,14 +154,48 @@ class Run:
             raise FgrError(f"metric {name!r} is {value}: a metric must be finite (check for empty query sets)")
         if unit == "fraction" and not 0.0 <= value <= 1.0:
             raise FgrError(f"metric {name!r} = {value} is not a fraction in [0, 1] (log percentages as fractions)")
+        if per_query is not None:
+            self._check_per_query(name, value, per_query)
         self.metrics[name] = value
-        info = {"protocol": protocol, "unit": unit}
+        info: dict[str, Any] = {"protocol": protocol, "unit": unit}
         if dataset is not None:
             info["dataset"] = dataset
         if split is not None:
             info["split"] = split
+        if per_query is not None:
+            info["per_query"] = per_query.as_dict()
         self.metric_info[name] = info
         return value
+
+    def _check_per_query(self, name: str, value: float, ref: queries.QueryRef) -> None:
+        if ref.table not in self.tables:
+            raise FgrError(f"metric {name!r} names per-query table {ref.table!r}, which this run has not kept "
+                           f"(log_queries first; kept: {', '.join(self.tables) or 'none'})")
+        expected = self.tables[ref.table].statistic(ref)
+        if not math.isclose(value, expected, rel_tol=1e-9, abs_tol=1e-12):
+            raise FgrError(f"metric {name!r} = {value!r} is not the {ref.stat} of per-query column "
+                           f"{ref.table}/{ref.column} ({expected!r}): log the value the queries give")
+
+    def log_queries(self, table: str, ids, values: dict[str, Any], *, groups=None, prefix: str | None = None,
+                    protocol: str | Any = None, metrics: list[str] | None = None, **info: Any) -> dict[str, float]:
+        """Keep per-query values as ``per_query/<table>.csv`` (see :mod:`fgr_utils.queries`): one row
+        per query id (within its group), one column per entry of ``values``.
+
+        With ``prefix`` (and ``protocol``: a text, or a function of the column name) the mean of each
+        column (of those named in ``metrics``, default all) is also logged as the metric
+        ``<prefix><column>``, linked to its values; ``info`` goes to :meth:`log`. Returns the means."""
+        t = queries.QueryTable(list(ids), values, None if groups is None else list(groups))
+        if self.rank == 0:
+            t.write(self.path(queries.FOLDER, f"{queries.check_name(table)}.csv"))
+        self.tables[table] = t
+        means = {}
+        for column in t.columns:
+            ref = queries.QueryRef(table, column)
+            means[column] = t.statistic(ref)
+            if prefix is not None and (metrics is None or column in metrics):
+                how = protocol(column) if callable(protocol) else protocol
+                self.log(f"{prefix}{column}", means[column], protocol=how, per_query=ref, **info)
+        return means
 
     def log_many(self, values: dict[str, float], *, prefix: str = "", **info: Any) -> None:
         for key, value in values.items():
@@ -364,6 +400,17 @@ class RunRecord:
     def metrics(self) -> dict[str, float]:
         return dict(self.record.get("metrics", {}))
 
+    def per_query(self, metric: str) -> tuple[queries.QueryTable, queries.QueryRef]:
+        """The kept per-query values ``metric`` was computed from: the table and where in it."""
+        info = self.record.get("metric_info", {}).get(metric)
+        if info is None:
+            raise FgrError(f"run {self.name} logged no metric {metric!r} (it has {io.few(sorted(self.metrics))})")
+        if "per_query" not in info:
+            raise FgrError(f"run {self.name} kept no per-query values for {metric!r} (a run made before they "
+                           f"were kept): make it again; {remake_hint(self.name, self.profile)}")
+        ref = queries.QueryRef.from_dict(info["per_query"])
+        return queries.load(self.dir, ref), ref
+
     def checkpoint_path(self, stage: str = "", which: str = "best") -> Path:
         """``checkpoints/[<stage>/]<which>.pt``: the epoch its selection metric chose (``best``) or the
         last epoch trained (``last``), of stage ``stage`` (RPF: ``s1``, ``s2``; one-stage runs: "")."""
@@ -442,6 +489,18 @@ def results(profile: str) -> list[dict[str, Any]]:
     """The ``fgr results --json`` view: run, notebook, params, flat metrics, seconds."""
     return [{"run": r["run"], "notebook": r["notebook"], "params": r.get("params", {}),
              "metrics": r.get("metrics", {}), "seconds": r.get("seconds")} for r in load_records(profile)]
+
+
+def matching_metrics(record: dict[str, Any], metric: str) -> list[tuple[str, str]]:
+    """(dataset, name) of every metric of ``record`` named ``metric``, or ``<dataset>/<metric>`` where
+    ``<dataset>`` is the dataset the metric was recorded for (not ``s1/map/weighted`` for ``map/weighted``)."""
+    out = []
+    info = record.get("metric_info", {})
+    for name in record.get("metrics", {}):
+        dataset = info.get(name, {}).get("dataset", "")
+        if name == metric or (dataset and name == f"{dataset}/{metric}"):
+            out.append((dataset, name))
+    return out
 
 
 def format_value(value: float, unit: str) -> str:

@@ -82,3 +82,29 @@ def synth_in(base: Path, name: str, seed: int = 0, size: str = "smoke") -> Path:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FGR_DATA_DIR", str(base))
         return synthesize(name, size, seed)
+
+
+def assert_queries_kept(run_dir: Path, *names: str) -> None:
+    """Every metric of the run that names per-query values is their statistic, recomputed from the
+    stored table; each of ``names`` (metric names) is one of them."""
+    from fgr_utils import queries
+    from fgr_utils.results import RunRecord
+
+    run = RunRecord.open(run_dir)
+    linked = {m for m, i in run.record["metric_info"].items() if "per_query" in i}
+    assert set(names) <= linked, sorted(set(names) - linked)
+    for metric in linked:
+        table, ref = run.per_query(metric)
+        assert table.statistic(ref) == pytest.approx(run.metrics[metric], abs=1e-12), metric
+        assert (Path(run_dir) / queries.FOLDER / f"{ref.table}.csv").is_file()
+
+
+def assert_claims_decided(profile: str, track: str) -> None:
+    """Every claim of ``track`` gets a verdict from the profile's runs (none 'not run' or unpaired)."""
+    from fgr_utils import claims
+
+    results = [r for c in claims.declared() if c["track"] == track for r in claims.evaluate_claim(c, profile)]
+    assert results
+    for r in results:
+        assert r.verdict in ("holds", "not shown", "contradicted"), (r.claim["id"], r.reason)
+        assert r.diff.low <= r.diff.diff <= r.diff.high and r.diff.queries > 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import read_json
+from conftest import assert_claims_decided, assert_queries_kept, read_json
 from PIL import Image
 
 from fgr_utils import cli
@@ -207,6 +207,11 @@ def test_asfr_track_smoke(isolated_dirs):
         assert (runs / f"31_asfr_eval/figures/attention-{method}.png").stat().st_size > 3_000
     for name in ("diagram", "browser", "browser-attention-q0"):
         assert (runs / f"31_asfr_eval/figures/{name}.png").stat().st_size > 3_000
+    for method in (*asfr.METHODS, "agman_nocls"):
+        assert_queries_kept(runs / f"30_asfr_train-{method}", "map/weighted", "map/macro", "map/collar_design",
+                            "triplet_acc", "triplet_acc/sleeve_length")
+    assert_queries_kept(runs / "30_asfr_train-rpf", "s1/map/weighted", "region/map/weighted", "patch/map/macro")
+    assert_claims_decided("smoke", "asfr")
     executed = (runs / "31_asfr_eval/31_asfr_eval.ipynb").read_text()  # the report's table, ours beside published
     assert "ours: asfr-garments (synthetic stand-in)" in executed and "published: FashionAI (real data)" in executed
 

@@ -5,7 +5,7 @@ import re
 
 import numpy as np
 import pytest
-from conftest import read_json
+from conftest import assert_claims_decided, assert_queries_kept, read_json
 
 from fgr_utils import cli, rerank, tracks
 from fgr_utils.results import RunRecord
@@ -86,6 +86,11 @@ def test_fabric_track_smoke(isolated_dirs, capsys):
         again = tracks.load(run).evaluate()
         assert set(again) == {k for k in run.metrics if k.startswith(("stage1/", "stage2/")) and "val_map" not in k}
         assert again == pytest.approx({k: run.metrics[k] for k in again}, abs=1e-12)
+    assert_queries_kept(runs / "10_fabric_global", "stage1/map", "stage1/ap@10", "stage1/f1@100")
+    assert_queries_kept(runs / "11_fabric_rerank", "stage1/map", "stage2/map", "stage2/p@1")
+    assert_queries_kept(runs / "12_landmarks", "sim-revisited/stage1/hard/map",
+                        "sim-revisited/stage2/protocol_aware/medium/map", "sim-revisited/stage2/blind/easy/map")
+    assert_claims_decided("smoke", "fabric")
     lm = read_json(runs / "12_landmarks/metrics.json")
     assert set(lm["upstream"]) == {"stage1", "stage2"}
     for protocol in ("easy", "medium", "hard"):

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import read_json
+from conftest import assert_claims_decided, assert_queries_kept, read_json
 from PIL import Image
 
 from fgr_utils import cli
@@ -77,16 +77,27 @@ def test_sbir_track_smoke(isolated_dirs, capsys):
         # the contract: the loaded run (its last epoch) reproduces the last epoch's recorded numbers
         run = RunRecord.find(f"20_sbir_train-{method}", "smoke")
         assert sbir.SbirRun.load(run).evaluate() == pytest.approx({f"acc@{k}/last": m[f"acc@{k}/last"] for k in sbir.KS})
+        assert_queries_kept(runs / f"20_sbir_train-{method}", *(f"acc@{k}/{w}" for k in sbir.KS for w in ("best", "last")))
     fig = read_json(runs / "21_sbir_figures/metrics.json")
-    assert set(fig["upstream"]) == {f"20_sbir_train-{method}" for method in sbir.METHODS}
+    assert_queries_kept(runs / "21_sbir_figures", "token_variance/before training", "token_variance/20_sbir_train-arnet")
+    assert_claims_decided("smoke", "sbir")
+    assert set(fig["upstream"]) == {f"20_sbir_train-{method}" for method in sbir.METHODS} | {"contrast"}
     uniform = (17 * 17 - 1) / (3 * 17)  # vit-smoke: 16 patches + CLS
+    m = fig["metrics"]
     for mode in ("token_index_arnet", "pixel_euclidean"):
         for modality in ("sketch", "photo"):
-            assert fig["metrics"][f"attention/{mode}/{modality}/after/last_layer"] > 0
-    # an untrained smoke ViT attends almost uniformly
-    assert fig["metrics"]["attention/token_index_arnet/photo/before/last_layer"] == pytest.approx(uniform, rel=0.05)
-    for name in ("tsne", "attention-token_index_arnet", "attention-pixel_euclidean", "token-similarity", "diagram",
-                 "browser"):
+            assert m[f"attention/{modality}/{mode}/after/last_layer"] > 0
+    assert m["attention/photo/token_index_arnet/uniform"] == pytest.approx(uniform)
+    # an untrained smoke ViT attends almost uniformly, by both measures
+    assert m["attention/photo/token_index_arnet/before/last_layer"] == pytest.approx(uniform, rel=0.05)
+    assert 0 <= m["attention/photo/from_uniform/before/layer1"] < 0.1
+    # the contrast: the fabric stage-1 ViT over a pretrained stem
+    assert fig["upstream"]["contrast"] == str(runs / "10_fabric_global")
+    assert 0 <= m["attention/contrast/from_uniform/after/layer1"] <= 1
+    assert_queries_kept(runs / "21_sbir_figures", "attention/photo/token_index_arnet/after/last_layer",
+                        "attention/sketch/from_uniform/after/layer1", "attention/contrast/pixel_euclidean/uniform")
+    for name in ("tsne", "attention-token_index_arnet", "attention-pixel_euclidean", "attention-from-uniform",
+                 "token-similarity", "diagram", "browser"):
         assert (runs / "21_sbir_figures/figures" / f"{name}.png").stat().st_size > 3_000
 
     # the released loader's single-digit glob drops the sketches of designers 10-12

@@ -2,7 +2,8 @@
 (query-weighted and macro) on split files, CSN triplet accuracy on triplet lists."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -10,6 +11,7 @@ import torch
 from fgr_utils.data.reader import Dataset
 from fgr_utils.errors import FgrError
 from fgr_utils.metrics import attribute_map, triplet_accuracy
+from fgr_utils.queries import QueryRef
 from fgr_utils.tracks.asfr.data import AsfrData
 from fgr_utils.tracks.asfr.features import Crops, Features
 from fgr_utils.tracks.asfr.heads import fuse
@@ -44,18 +46,47 @@ def embed(model, features: Features, rows: np.ndarray, *, crops: Crops | None = 
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
-def map_metrics(q: np.ndarray, c: np.ndarray, queries: np.ndarray, candidates: np.ndarray,
-                names: Sequence[str]) -> dict[str, float]:
-    """``map/weighted``, ``map/macro`` and ``map/<attribute>`` of one embedding (fractions)."""
+@dataclass
+class Evaluation(Mapping):
+    """The numbers of one evaluation (a mapping ``metric -> value``, fractions) and the per-query
+    values they are means of: ``ids`` and ``groups`` (each query's attribute or condition) and
+    ``columns`` (``ap``, RPF's ``region/ap`` and ``patch/ap``; ``hit`` of a triplet), with the
+    :class:`~fgr_utils.queries.QueryRef` of each metric into them (``refs``, table name left to
+    :func:`log_metrics`)."""
+
+    metrics: dict[str, float]
+    ids: list[str] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)
+    columns: dict[str, np.ndarray] = field(default_factory=dict)
+    refs: dict[str, tuple[str, str, str | None]] = field(default_factory=dict)  # metric -> (column, stat, group)
+
+    def __getitem__(self, key: str) -> float:
+        return self.metrics[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.metrics)
+
+    def __len__(self) -> int:
+        return len(self.metrics)
+
+
+def _map_part(ev: Evaluation, q: np.ndarray, c: np.ndarray, queries: np.ndarray, candidates: np.ndarray,
+              names: Sequence[str], part: str = "") -> None:
+    """Add ``[<part>/]map/weighted``, ``map/macro`` and ``map/<attribute>`` of one embedding to ``ev``,
+    with its per-query AP as column ``[<part>/]ap``."""
     res = attribute_map(q, queries[:, 1], queries[:, 2], c, candidates[:, 1], candidates[:, 2])
-    row = {"map/weighted": res["weighted"], "map/macro": res["macro"]}
-    row.update({f"map/{names[a]}": v for a, v in res["per_attribute"].items()})
-    return row
+    pre, column = (f"{part}/" if part else ""), (f"{part}/ap" if part else "ap")
+    ev.columns[column] = res["aps"]
+    ev.metrics[f"{pre}map/weighted"], ev.metrics[f"{pre}map/macro"] = res["weighted"], res["macro"]
+    ev.refs[f"{pre}map/weighted"], ev.refs[f"{pre}map/macro"] = (column, "mean", None), (column, "macro", None)
+    for a, v in res["per_attribute"].items():
+        ev.metrics[f"{pre}map/{names[a]}"] = v
+        ev.refs[f"{pre}map/{names[a]}"] = (column, "mean", names[a])
 
 
 def evaluate_split(model, data: AsfrData, features: Features, which: str, *,
                    crops: Crops | None = None, beta: float = 0.3,
-                   flip_rng: np.random.Generator | None = None) -> dict[str, float]:
+                   flip_rng: np.random.Generator | None = None) -> Evaluation:
     """The protocol's numbers on the ``valid`` or ``test`` split.
 
     ``splits``: MAP of the (fused) embedding, plus ``region/...`` and ``patch/...`` MAPs for RPF with
@@ -67,23 +98,27 @@ def evaluate_split(model, data: AsfrData, features: Features, which: str, *,
     q_rows, c_rows = data.queries[split], data.candidates[split]
     q = embed(model, features, q_rows, crops=crops, beta=beta, flip_rng=flip_rng)
     c = embed(model, features, c_rows, crops=crops, beta=beta, flip_rng=flip_rng)
-    row = map_metrics(q["embedding"], c["embedding"], q_rows, c_rows, data.names)
+    ev = Evaluation({}, [f"{i}:{data.paths[int(r[0])].name}" for i, r in enumerate(q_rows)],
+                    [data.names[int(r[1])] for r in q_rows])
+    _map_part(ev, q["embedding"], c["embedding"], q_rows, c_rows, data.names)
     for part in ("region", "patch"):
         if part in q:
-            row.update({f"{part}/{k}": v for k, v in map_metrics(q[part], c[part], q_rows, c_rows, data.names).items()})
-    return row
+            _map_part(ev, q[part], c[part], q_rows, c_rows, data.names, part)
+    return ev
 
 
 def triplet_metrics(model, features: Features, triplets: np.ndarray, conditions: Sequence[str], *,
                     attr_of: dict[int, int] | None = None, crops: Crops | None = None,
-                    beta: float = 0.3) -> dict[str, float]:
+                    beta: float = 0.3) -> Evaluation:
     """CSN triplet accuracy (section 1.6): ``sim(a, c) > sim(a, b)`` under the condition's embedding.
 
     ``attr_of`` maps a condition index to the model's attribute index (a model trained on split
-    files evaluated on triplet lists of the same images); by default they coincide.
+    files evaluated on triplet lists of the same images); by default they coincide. Per query (a
+    triplet, id its row in the list): ``hit``, 1 or 0.
     """
     attr_of = attr_of or {c: c for c in range(len(conditions))}
     keep = np.array([int(c) in attr_of for c in triplets[:, 3]], dtype=bool)
+    rows = np.flatnonzero(keep)
     triplets = triplets[keep]
     if not len(triplets):
         raise FgrError("no triplet's condition is an attribute of the model")
@@ -96,21 +131,26 @@ def triplet_metrics(model, features: Features, triplets: np.ndarray, conditions:
         return emb[[row_of[(int(i), int(a))] for i, a in zip(triplets[:, col], attrs)]]
 
     a, b, c = vecs(0), vecs(1), vecs(2)
-    res = triplet_accuracy(np.sum(a * c, axis=1), np.sum(a * b, axis=1), triplets[:, 3])
-    row = {"triplet_acc": res["accuracy"]}
-    row.update({f"triplet_acc/{conditions[k]}": v for k, v in res["per_condition"].items()})
-    return row
+    close, far = np.sum(a * c, axis=1), np.sum(a * b, axis=1)
+    res = triplet_accuracy(close, far, triplets[:, 3])
+    ev = Evaluation({"triplet_acc": res["accuracy"]}, [str(r) for r in rows],
+                    [conditions[int(k)] for k in triplets[:, 3]], {"hit": (close > far).astype(np.float64)},
+                    {"triplet_acc": ("hit", "mean", None)})
+    for k, v in res["per_condition"].items():
+        ev.metrics[f"triplet_acc/{conditions[k]}"] = v
+        ev.refs[f"triplet_acc/{conditions[k]}"] = ("hit", "mean", conditions[k])
+    return ev
 
 
 def zappos_metrics(model, data: AsfrData, features: Features, *, crops: Crops | None = None,
-                   beta: float = 0.3) -> dict[str, float]:
+                   beta: float = 0.3) -> Evaluation:
     """Triplet accuracy on the test triplet list that comes with a split-file set (its conditions
     named like the model's attributes); empty when there is none."""
     if not data.zappos or "test" not in data.zappos:
-        return {}
+        return Evaluation({})
     attr_of = {k: data.names.index(c) for k, c in enumerate(data.zappos_conditions) if c in data.names}
     if not attr_of:
-        return {}
+        return Evaluation({})
     return triplet_metrics(model, features, data.zappos["test"], data.zappos_conditions, attr_of=attr_of,
                            crops=crops, beta=beta)
 
@@ -119,13 +159,17 @@ TRIPLET_PROTOCOL = "CSN triplet accuracy: sim(a, c) > sim(a, b) under the condit
 MAP_PROTOCOL = "attribute-specific MAP (ASEN): each query ranks all candidates of its attribute, full ranking"
 
 
-def log_metrics(run, row: dict[str, float], loaded: Dataset[AsfrData], *, prefix: str = "",
+def log_metrics(run, ev: Evaluation, loaded: Dataset[AsfrData], *, table: str, prefix: str = "",
                 beta: float | None = None) -> None:
-    """Record a row of test numbers with its protocol (weighted and macro MAP labelled as such)."""
+    """Record an evaluation's test numbers with their protocol (weighted and macro MAP labelled as
+    such), its per-query values kept as ``per_query/<table>.csv``."""
+    if not ev:
+        return
+    run.log_queries(table, ev.ids, ev.columns, groups=ev.groups)
     select = ("checkpoint by validation weighted MAP" if loaded.items.protocol == "splits"
               else "checkpoint by val accuracy")
     fused = f", RPF fused with beta {beta}" if beta is not None else ""
-    for key, value in row.items():
+    for key, value in ev.items():
         if "triplet_acc" in key:
             which = "all conditions" if key.endswith("triplet_acc") else "one condition"
             how = f"{TRIPLET_PROTOCOL}, {select}; {which}"
@@ -133,7 +177,9 @@ def log_metrics(run, row: dict[str, float], loaded: Dataset[AsfrData], *, prefix
             kind = ("query-weighted over attributes (official)" if key.endswith("map/weighted") else
                     "macro: unweighted mean over attributes" if key.endswith("map/macro") else "one attribute")
             how = f"{MAP_PROTOCOL}, {select}{fused}; {kind}"
-        run.log(prefix + key, value, protocol=how, dataset=loaded.name, split="test")
+        column, stat, group = ev.refs[key]
+        run.log(prefix + key, value, protocol=how, dataset=loaded.name, split="test",
+                per_query=QueryRef(table, column, stat, group))
 
 
 def summary(rows: dict[str, dict[str, float]], names: Sequence[str]):

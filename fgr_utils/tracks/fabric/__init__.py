@@ -14,13 +14,15 @@ weight λ fuses λ·s_global + (1-λ)·s_qga), ``query_size`` (None: the query s
 as released).
 """
 from fgr_utils.tracks.fabric.data import fabric_inputs, inputs_from_params, load_dataset, load_landmark_set
-from fgr_utils.tracks.fabric.figures import browser_inputs, retrieval_figure
-from fgr_utils.tracks.fabric.landmarks import landmark_global, landmark_rerank, landmark_table
+from fgr_utils.tracks.fabric.figures import browser_inputs, encoder_attention, retrieval_figure
+from fgr_utils.tracks.fabric.landmarks import (landmark_aps, landmark_global, landmark_protocol, landmark_query_ids,
+                                               landmark_rerank, landmark_table)
 from fgr_utils.tracks.fabric.models import backbone_state, global_from_params, qga_from_params
 from fgr_utils.tracks.fabric.retrieval import (candidate_tokens, evaluate_rankings, global_descriptors, id_rankings,
-                                               load_stage1, protocol_of, query_cls, rerank_queries, rerank_rankings,
+                                               load_stage1, protocol_of, query_cls, query_values, rerank_queries,
+                                               rerank_rankings,
                                                rerank_stage1, save_stage1, search_index)
-from fgr_utils.tracks.fabric.run import FabricRun, trained_global, trained_qga
+from fgr_utils.tracks.fabric.run import FabricRun, stage1_attention, trained_global, trained_qga
 from fgr_utils.tracks.fabric.train import TrainConfig, train_global, train_qga
 
 __all__ = [
@@ -29,8 +31,12 @@ __all__ = [
     "load_dataset",
     "load_landmark_set",
     "browser_inputs",
+    "encoder_attention",
     "retrieval_figure",
+    "landmark_aps",
     "landmark_global",
+    "landmark_protocol",
+    "landmark_query_ids",
     "landmark_rerank",
     "landmark_table",
     "backbone_state",
@@ -43,12 +49,14 @@ __all__ = [
     "load_stage1",
     "protocol_of",
     "query_cls",
+    "query_values",
     "rerank_queries",
     "rerank_rankings",
     "rerank_stage1",
     "save_stage1",
     "search_index",
     "FabricRun",
+    "stage1_attention",
     "trained_global",
     "trained_qga",
     "TrainConfig",

@@ -1,11 +1,16 @@
 """The fabric track's figures: retrieval grids and what the retrieval browser shows."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import torch
 
 from fgr_utils import viz
+from fgr_utils.attention import AttentionProbe, probe_attention
+from fgr_utils.data import images
 from fgr_utils.data.fabrics import FabricSet
 from fgr_utils.data.transforms import Preprocess
 
@@ -54,3 +59,11 @@ def browser_inputs(fs: FabricSet, split: str, rankings: Sequence[Sequence[str]],
         return np.asarray(attention[i][where[0]]).reshape(grid) if len(where) else None
 
     return {**rows, "attention": over, "load": pre.load}
+
+
+def encoder_attention(model, paths: Sequence[Path], pre: Preprocess, *, batch_size: int = 16) -> AttentionProbe:
+    """The attention of a trained model's ViT (``model.backbone``) over the images ``paths``, each
+    through ``pre`` (:func:`fgr_utils.attention.probe_attention`)."""
+    batches = (torch.stack([pre.tensor(images.open_rgb(p, rgba_background=pre.rgba_background))
+                            for p in paths[i:i + batch_size]]) for i in range(0, len(paths), batch_size))
+    return probe_attention(model.backbone, batches, patch=pre.size / model.backbone.grid[0])

@@ -15,7 +15,7 @@ from fgr_utils import rerank
 from fgr_utils.data.landmarks import LandmarkSet
 from fgr_utils.embed import extract
 from fgr_utils.errors import FgrError
-from fgr_utils.metrics import protocol_sets
+from fgr_utils.metrics import protocol_sets, revisited_map
 from fgr_utils.tracks.fabric.data import FabricInputs
 from fgr_utils.tracks.fabric.models import GlobalModel, QGAModel
 from fgr_utils.tracks.fabric.retrieval import normalise, rerank_queries
@@ -57,7 +57,7 @@ def landmark_rerank(model: QGAModel, ds: LandmarkSet, inputs: FabricInputs, rank
     q_cls = extract(model, range(ds.n_queries), q_in, encode=lambda m, x: m.encode_query(x), device=device,
                     name="landmark-queries")
     score_of = {i: dict(zip(ranks[i].tolist(), scores[i].tolist())) for i in range(len(ranks))}
-    protocols = ("easy", "medium", "hard") if ds.protocol == "revisited" else ("old",)
+    protocols = protocols_of(ds)
     out: dict[tuple[str, str], np.ndarray] = {}
     for mode in modes:
         if mode not in rerank.SHORTLIST_MODES:
@@ -78,11 +78,47 @@ def landmark_rerank(model: QGAModel, ds: LandmarkSet, inputs: FabricInputs, rank
     return out
 
 
-def landmark_table(table: dict[tuple[str, str, str], float]):
-    """A (dataset, stage) x protocol table of mAP in percent."""
+def protocols_of(ds: LandmarkSet) -> tuple[str, ...]:
+    return ("easy", "medium", "hard") if ds.protocol == "revisited" else ("old",)
+
+
+def landmark_aps(ds: LandmarkSet, ranks: np.ndarray, reranked: dict[tuple[str, str], np.ndarray],
+                 modes: Sequence[str]) -> dict[str, np.ndarray]:
+    """Per-query AP (revisitop's trapezoidal AP, junk removed; NaN for a query without positives) of
+    the global ranking (``stage1/<protocol>/map``) and of each re-ranking
+    (``stage2/<mode>/<protocol>/map``), under each of the set's protocols."""
+    out = {}
+    for protocol in protocols_of(ds):
+        out[f"stage1/{protocol}/map"] = revisited_map(ranks, ds.gnd, protocol)["aps"]
+        for mode in modes:
+            out[f"stage2/{mode}/{protocol}/map"] = revisited_map(reranked[(mode, protocol)], ds.gnd, protocol)["aps"]
+    return out
+
+
+def landmark_protocol(column: str, shortlist_k: int) -> str:
+    """The protocol of a :func:`landmark_aps` column, in words."""
+    parts = column.split("/")
+    protocol = parts[-2]
+    label = f"{'revisited-' + protocol if protocol != 'old' else 'old'} mAP (trapezoidal AP, junk removed)"
+    if parts[0] == "stage1":
+        return label + ", global ranking"
+    return f"{label}, {parts[1].replace('_', '-')} shortlist K={shortlist_k}"
+
+
+def landmark_query_ids(ds: LandmarkSet) -> list[str]:
+    """One id per query (its position and image: a query image may be asked twice)."""
+    return [f"{i}:{name}" for i, name in enumerate(ds.qimlist)]
+
+
+def landmark_table(maps: dict[str, dict[str, float]]):
+    """A (dataset, stage) x protocol table of mAP in percent, from each dataset's :func:`landmark_aps`
+    means."""
     import pandas as pd
 
     rows: dict[tuple[str, str], dict[str, float]] = {}
-    for (name, stage, protocol), value in table.items():
-        rows.setdefault((name, stage), {})[protocol] = round(100 * value, 2)
+    for name, means in maps.items():
+        for column, value in means.items():
+            parts = column.split("/")
+            stage = "stage 1" if parts[0] == "stage1" else f"stage 2 ({parts[1]})"
+            rows.setdefault((name, stage), {})[parts[-2]] = round(100 * value, 2)
     return pd.DataFrame.from_dict(rows, orient="index")

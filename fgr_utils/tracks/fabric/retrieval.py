@@ -147,15 +147,22 @@ def id_rankings(fs: FabricSet, split: str, positions: np.ndarray) -> list[list[s
     return [list(ids[row]) for row in positions]
 
 
-def evaluate_rankings(rankings: Sequence[Sequence[str]], fs: FabricSet, split: str, *, gt_key: str = "element_id",
-                      ks: Sequence[int] = (1, 10, 100)) -> dict[str, float]:
-    """Full-ranking mAP plus the fabric paper's AP@k / P@k / R@k / F1@k for each k."""
+def query_values(rankings: Sequence[Sequence[str]], fs: FabricSet, split: str, *, gt_key: str = "element_id",
+                 ks: Sequence[int] = (1, 10, 100)) -> dict[str, np.ndarray]:
+    """Per query of ``split`` (in ``fs.query_ids(split)`` order): full-ranking AP (``map``) and the
+    fabric paper's AP@k / P@k / R@k / F1@k for each k."""
     relevant = [fs.relevant(q, gt_key=gt_key) for q in fs.queries_of(split)]
-    out = {"map": float(np.mean([metrics.full_ap(r, rel) for r, rel in zip(rankings, relevant)]))}
+    out = {"map": np.array([metrics.full_ap(r, rel) for r, rel in zip(rankings, relevant)], dtype=np.float64)}
     for k in ks:
-        m = metrics.metrics_at_k(rankings, relevant, k)
+        m = metrics.per_query_at_k(rankings, relevant, k)
         out[f"ap@{k}"], out[f"p@{k}"], out[f"r@{k}"], out[f"f1@{k}"] = m["map"], m["precision"], m["recall"], m["f1"]
     return out
+
+
+def evaluate_rankings(rankings: Sequence[Sequence[str]], fs: FabricSet, split: str, *, gt_key: str = "element_id",
+                      ks: Sequence[int] = (1, 10, 100)) -> dict[str, float]:
+    """The means over queries of :func:`query_values`."""
+    return {k: float(v.mean()) for k, v in query_values(rankings, fs, split, gt_key=gt_key, ks=ks).items()}
 
 
 PROTOCOLS = {

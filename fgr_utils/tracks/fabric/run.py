@@ -13,10 +13,11 @@ import numpy as np
 from PIL import Image
 
 from fgr_utils import rerank
+from fgr_utils.attention import AttentionProbe
 from fgr_utils.results import RunRecord
 from fgr_utils.tracks.base import BenchSet, Catalogue, TrainedRun
 from fgr_utils.tracks.fabric.data import inputs_from_params, load_dataset
-from fgr_utils.tracks.fabric.figures import browser_inputs
+from fgr_utils.tracks.fabric.figures import browser_inputs, encoder_attention
 from fgr_utils.tracks.fabric.models import GlobalModel, QGAModel, global_from_params, qga_from_params
 from fgr_utils.tracks.fabric.retrieval import (Reranked, candidate_tokens, evaluate_rankings, global_descriptors,
                                                id_rankings, load_stage1, query_cls, rerank_queries, rerank_stage1,
@@ -28,6 +29,15 @@ def trained_global(run: RunRecord, device: str = "cpu") -> GlobalModel:
     model = global_from_params(run.params, trained=True)
     model.load_state_dict(run.checkpoint()["model"])
     return model.to(device).eval()
+
+
+def stage1_attention(run: RunRecord, n_images: int, *, device: str = "cpu") -> tuple[AttentionProbe, list[str]]:
+    """The attention of a ``10_fabric_global`` run's ViT (its best epoch) over the first ``n_images``
+    test fabrics, and their file names: an encoder whose transformer reads a pretrained CNN stem."""
+    model = trained_global(run, device)
+    fs = load_dataset(run.params["dataset"], run.params["size"], run.params["data_seed"]).items
+    paths = fs.fabric_paths("test")[:n_images]
+    return encoder_attention(model, paths, inputs_from_params(run.params).fabric), [Path(p).name for p in paths]
 
 
 def trained_qga(run: RunRecord, device: str = "cpu") -> QGAModel:

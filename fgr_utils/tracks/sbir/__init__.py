@@ -14,8 +14,9 @@ stated), and model selection (the release keeps the best test epoch; both the be
 epoch are recorded).
 """
 from fgr_utils.tracks.sbir.data import SbirInputs, load_dataset
-from fgr_utils.tracks.sbir.evaluate import KS, protocol, summary
-from fgr_utils.tracks.sbir.figures import attention_distances, browser_inputs, retrieval_figure, token_variance
+from fgr_utils.tracks.sbir.evaluate import KS, protocol, summary, test_queries
+from fgr_utils.tracks.sbir.figures import (attention_columns, attention_probe, attention_protocol, browser_inputs,
+                                          retrieval_figure, token_variance, uniformity_table)
 from fgr_utils.tracks.sbir.models import METHODS, encoders, model_from_params
 from fgr_utils.tracks.sbir.run import SbirRun, trained_model
 from fgr_utils.tracks.sbir.train import TrainConfig, epoch_batches, train
@@ -26,10 +27,14 @@ __all__ = [
     "KS",
     "protocol",
     "summary",
-    "attention_distances",
+    "test_queries",
+    "attention_columns",
+    "attention_probe",
+    "attention_protocol",
     "browser_inputs",
     "retrieval_figure",
     "token_variance",
+    "uniformity_table",
     "METHODS",
     "encoders",
     "model_from_params",

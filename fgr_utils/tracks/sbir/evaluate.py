@@ -1,14 +1,16 @@
 """Evaluating a sketch-retrieval model: embeddings of a split's sketches and photos, ARNet's Acc@k."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
+from fgr_utils.checkpoints import load_checkpoint
 from fgr_utils.data.sketches import SketchSet
 from fgr_utils.embed import extract
-from fgr_utils.metrics import acc_at_k
+from fgr_utils.errors import FgrError
+from fgr_utils.metrics import acc_at_k, ranks_of_true
 from fgr_utils.tracks.sbir.data import ImageStore, SbirInputs
 from fgr_utils.train import FitResult
 
@@ -41,6 +43,30 @@ def evaluate(model, sketches: SketchSet, split: str, inputs: SbirInputs, store: 
     gallery of all its photos."""
     q, g, true = embeddings(model, sketches, split, inputs, store, device=device)
     return {f"acc@{k}": v for k, v in acc_at_k(q @ g.T, true, KS, ties=tie_rule).items()}
+
+
+def test_queries(model, sketches: SketchSet, inputs: SbirInputs, checkpoint_dir: Path, *,
+                 tie_rule: str = "optimistic", device: str = "cpu") -> tuple[list[str], dict[str, np.ndarray]]:
+    """Per test sketch (ids: the sketch files' names): the rank of its own photo among all test photos
+    (``rank/<when>``) and its Acc@k hit, 1 or 0 (``acc@<k>/<when>``), at the best test epoch
+    (``best.pt`` in ``checkpoint_dir``) and at the last (the weights ``model`` holds after training).
+    Their means are the Acc@k that :func:`evaluate` gave those epochs."""
+    import copy
+
+    best = load_checkpoint(Path(checkpoint_dir) / "best.pt")
+    if best is None:
+        raise FgrError(f"no readable {Path(checkpoint_dir) / 'best.pt'}: train the run again")
+    at_best = copy.deepcopy(model)
+    at_best.load_state_dict(best["model"])
+    store = ImageStore(inputs.aug_size)
+    ids = [Path(p).name for p, _ in sketches.pairs("test")]
+    values: dict[str, np.ndarray] = {}
+    for when, m in (("best", at_best), ("last", model)):
+        q, g, true = embeddings(m.eval(), sketches, "test", inputs, store, device=device)
+        ranks = ranks_of_true(q @ g.T, true, ties=tie_rule)
+        values[f"rank/{when}"] = ranks
+        values.update({f"acc@{k}/{when}": (ranks <= k).astype(np.float64) for k in KS})
+    return ids, values
 
 
 def protocol(tie_rule: str) -> str:

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from fgr_utils import viz
-from fgr_utils.attention import capture_attention, mean_attention_distance, token_similarity_variance
+from fgr_utils.attention import AttentionProbe, probe_attention, token_similarity_variance
 from fgr_utils.data.sketches import SketchSet
 from fgr_utils.errors import FgrError
 from fgr_utils.tracks.sbir.data import ImageStore, SbirInputs
@@ -46,29 +46,63 @@ def browser_inputs(q: np.ndarray, g: np.ndarray, true: np.ndarray, sketches: Ske
     return retrieval_rows(q, g, true, sketches, range(len(q)), depth, split=split)
 
 
-def attention_distances(backbone, paths: Sequence[Path], inputs: SbirInputs, *, mode: str, patch: float,
-                        batch_size: int = 50) -> list[np.ndarray]:
-    """Per layer, the per-head mean attention distance over ``paths`` (``fgr_utils.attention``)."""
+def attention_probe(backbone, paths: Sequence[Path], inputs: SbirInputs, *, batch_size: int = 50) -> AttentionProbe:
+    """Every layer's attention over the images ``paths`` (:func:`fgr_utils.attention.probe_attention`):
+    mean attention distance under both metrics and distance from uniform, per image and head."""
     store = ImageStore(inputs.size)
-    sums: list[np.ndarray] | None = None
-    n = 0
-    with torch.no_grad():
-        for i in range(0, len(paths), batch_size):
-            x = torch.stack([inputs.anchor(store(p)) for p in paths[i:i + batch_size]])
-            with capture_attention(backbone) as maps:
-                backbone(x)
-            d = [len(x) * mean_attention_distance(a, mode=mode, grid=backbone.grid, patch=patch,
-                                                   prefix_tokens=backbone.num_prefix_tokens) for a in maps]
-            sums = d if sums is None else [s + v for s, v in zip(sums, d)]
-            n += len(x)
-    return [s / n for s in sums]
+    batches = (torch.stack([inputs.anchor(store(p)) for p in paths[i:i + batch_size]])
+               for i in range(0, len(paths), batch_size))
+    return probe_attention(backbone, batches, patch=inputs.size / backbone.grid[0])
 
 
-def token_variance(backbone, paths: Sequence[Path], inputs: SbirInputs) -> tuple[float, np.ndarray]:
-    """Mean over images of the variance of the final tokens' cosine-similarity matrix (ARNet's
-    diversity measure), and the first image's matrix."""
+def token_variance(backbone, paths: Sequence[Path], inputs: SbirInputs) -> tuple[np.ndarray, np.ndarray]:
+    """Per image, the variance of its final tokens' cosine-similarity matrix (ARNet's diversity
+    measure, which ARNet averages over the images), and the first image's matrix."""
     store = ImageStore(inputs.size)
     with torch.no_grad():
         tokens = backbone(torch.stack([inputs.anchor(store(p)) for p in paths]))
     results = [token_similarity_variance(t) for t in tokens]
-    return float(np.mean([v for _, v in results])), results[0][0]
+    return np.array([v for _, v in results], dtype=np.float64), results[0][0]
+
+
+UNITS = {"token_index_arnet": "token index", "pixel_euclidean": "px"}
+
+
+def attention_columns(probes: dict[str, AttentionProbe]) -> dict[str, np.ndarray]:
+    """Per-image columns of one encoder's probes by state (``before``, ``after``): the last layer's
+    mean attention distance over heads (``<mode>/<state>/last_layer``), each layer's distance from
+    uniform (``from_uniform/<state>/layer<k>``) and the distance uniform attention gives
+    (``<mode>/uniform``, the same for every image)."""
+    out: dict[str, np.ndarray] = {}
+    for state, probe in probes.items():
+        n = len(probe.from_uniform[0])
+        for mode in UNITS:
+            out[f"{mode}/{state}/last_layer"] = probe.distance[mode][-1].mean(axis=1)
+            out[f"{mode}/uniform"] = np.full(n, probe.uniform[mode])
+        for k, tv in enumerate(probe.from_uniform, start=1):
+            out[f"from_uniform/{state}/layer{k}"] = tv.mean(axis=1)
+    return out
+
+
+def attention_protocol(column: str, encoder: str) -> str:
+    """What an :func:`attention_columns` column measures, in words."""
+    parts = column.split("/")
+    if parts[0] == "from_uniform":
+        return (f"total-variation distance of each query token's attention from uniform (0: uniform, 1: one "
+                f"token), mean over tokens and heads, {parts[2].replace('layer', 'layer ')}, {encoder}, "
+                f"{parts[1]} training; mean over the probe images")
+    mode = parts[0]
+    if parts[1] == "uniform":
+        return f"mean attention distance ({mode}, in {UNITS[mode]}) that uniform attention gives"
+    return (f"mean attention distance ({mode}, in {UNITS[mode]}), mean over heads, last layer, {encoder}, "
+            f"{parts[1]} training; mean over the probe images")
+
+
+def uniformity_table(probes: dict[str, AttentionProbe]):
+    """Per encoder (rows) and layer (columns): the distance of its attention from uniform, mean over
+    images and heads (0: uniform; a value of 0.05 means 5 % of the attention weight would have to
+    move to make it uniform)."""
+    import pandas as pd  # heavy to import; only a notebook shows tables
+
+    return pd.DataFrame({name: {f"layer {k}": round(float(tv.mean()), 3) for k, tv in enumerate(p.from_uniform, 1)}
+                         for name, p in probes.items()}).T
