@@ -65,8 +65,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
-    summary = runner.reproduce(args.profile, args.track, args.force, progress=not args.no_progress)
-    report.write_reproduction_record(args.profile, summary, time.perf_counter() - t0, args.track)
+    summary = runner.reproduce(args.profile, args.track, args.force, progress=not args.no_progress, seeds=args.seeds)
+    report.write_reproduction_record(args.profile, summary, time.perf_counter() - t0, args.track, args.seeds)
     md, page = report.write_report(args.profile)
     print(f"reproduce: {len(summary.executed)} run(s) executed, {len(summary.skipped)} up to date, "
           f"{time.perf_counter() - t0:.1f} s; report: {md} and {page.name}")
@@ -179,6 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--profile", default="demo")
     rp.add_argument("--track", help="only this track (and the notebooks it depends on)")
     rp.add_argument("--force", action="store_true", help="re-run even runs that are up to date")
+    rp.add_argument("--seeds", type=int, default=1, metavar="N",
+                    help="also train with model seeds 1..N-1 (runs <run>+seed=<k>; the data stay the same): "
+                         "the claims then cover the seeds")
     rp.add_argument("--no-progress", action="store_true")
     rp.set_defaults(func=cmd_reproduce)
 

@@ -233,9 +233,9 @@ def reproduction_record(profile: str) -> dict | None:
         return None
 
 
-def write_reproduction_record(profile: str, summary, seconds: float, track: str | None) -> None:
+def write_reproduction_record(profile: str, summary, seconds: float, track: str | None, seeds: int = 1) -> None:
     io.write_json(runs_dir() / profile / REPRODUCE_RECORD, {
-        "profile": profile, "track": track, "seconds": round(seconds, 1),
+        "profile": profile, "track": track, "seeds": seeds, "seconds": round(seconds, 1),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "executed": [{"run": name, "seconds": round(s, 1)} for name, s in summary.executed],
         "up_to_date": list(summary.skipped)})
@@ -318,7 +318,8 @@ def overview_section(ctx: ReportContext) -> list[Any]:
     summary = [f"{len(records)} runs, git commit {', '.join(f'`{c}`' for c in commits)}; "
                f"report written {time.strftime('%Y-%m-%d %H:%M')}."]
     if repro:
-        scope = f"`fgr reproduce --profile {profile}" + (f" --track {repro['track']}`" if repro.get("track") else "`")
+        scope = (f"`fgr reproduce --profile {profile}" + (f" --track {repro['track']}" if repro.get("track") else "")
+                 + (f" --seeds {repro['seeds']}" if repro.get("seeds", 1) > 1 else "") + "`")
         summary.append(f"**Wall time of the last {scope}: {_minutes(repro['seconds'])}**, "
                        f"{len(repro['executed'])} runs executed and {len(repro['up_to_date'])} up to date "
                        f"(finished {repro['finished']}).")

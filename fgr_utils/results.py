@@ -121,6 +121,7 @@ class Run:
     upstreams: dict[str, str] = field(default_factory=dict)  # role -> folder of a finished run this one read
     reads: str = ""  # the profile whose runs :meth:`upstream` looks names up in ("": this run's own profile)
     tables: dict[str, queries.QueryTable] = field(default_factory=dict)  # per-query values kept (log_queries)
+    seed_suffix: str = ""  # a run of another seed (`fgr reproduce --seeds`): upstream names get this suffix
 
     @property
     def fingerprint(self) -> str:
@@ -219,7 +220,10 @@ class Run:
         """The finished run ``name``, which this run reads (e.g. the stage-1 run a re-ranker builds on):
         a run name of the profile this run reads (:attr:`reads`), ``<profile>/<run>`` (by-hand runs:
         ``interactive/<notebook>``) or a run folder. Recorded under ``role`` (default: the name) in
-        metrics.json's ``upstream``."""
+        metrics.json's ``upstream``. A run of another seed (``fgr reproduce --seeds N``) reads the run
+        of its own seed, ``<name>+seed=<k>``."""
+        if self.seed_suffix and "/" not in name and not Path(name).is_dir():
+            name += self.seed_suffix if "+" not in name else "," + self.seed_suffix[1:]
         found = RunRecord.find(name, self.reads or self.profile)
         self.upstreams[role or name] = str(found.dir)
         return found
@@ -303,8 +307,9 @@ def start_run(notebook: str, namespace: dict[str, Any] | None = None, *, seed_ke
         profile = os.environ.get("FGR_PROFILE", "interactive")
         name = os.environ.get("FGR_RUN_NAME", notebook)
         reads = profile
+        seed_suffix = os.environ.get("FGR_SEED_SUFFIX", "")
     else:
-        profile, name = INTERACTIVE, notebook
+        profile, name, seed_suffix = INTERACTIVE, notebook, ""
         run_dir = runs_dir() / profile / name
         reads = reading_profile(str(params.get(PROFILE_PARAM, LATEST))) if PROFILE_PARAM in params else ""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -316,7 +321,7 @@ def start_run(notebook: str, namespace: dict[str, Any] | None = None, *, seed_ke
     if world > 1:
         device = init_distributed(device)
     return Run(notebook=notebook, name=name, profile=profile, dir=run_dir, params=params, seed=seed, device=device,
-               rank=rank, world_size=world, reads=reads)
+               rank=rank, world_size=world, reads=reads, seed_suffix=seed_suffix)
 
 
 def _opening_line(notebook: str, name: str, profile: str, reads: str, run_dir: Path) -> str:

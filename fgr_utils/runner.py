@@ -190,6 +190,7 @@ class NotebookInfo:
     after: tuple[str, ...]
     params: dict[str, Param]
     source_hash: str
+    per_seed: bool = False  # metadata fgr.per_seed: `fgr reproduce --seeds N` runs it once per model seed
 
     def allowed(self) -> str:
         return ", ".join(sorted(self.params)) or "(none)"
@@ -228,6 +229,7 @@ def load_notebook(path: Path) -> NotebookInfo:
         after=tuple(meta.get("after", ())),
         params=params,
         source_hash=digest.hexdigest(),
+        per_seed=bool(meta.get("per_seed", False)) and "seed" in params,
     )
 
 
@@ -300,6 +302,7 @@ class RunSpec:
     name: str
     params: dict[str, Any]
     fingerprint: str = ""
+    seed_suffix: str = ""  # a run of another seed (fgr reproduce --seeds): reads the upstream runs of its seed
 
     @property
     def dir(self) -> Path:
@@ -543,7 +546,7 @@ def execute(run: RunSpec, *, progress: bool = True, rank: int = 0) -> float:
         io.write_json(run.dir / "run.json", manifest)
     env = {"FGR_RUN_DIR": str(run.dir), "FGR_PROFILE": run.profile, "FGR_RUN_NAME": run.name,
            "FGR_NOTEBOOK": run.notebook.stem, "FGR_FINGERPRINT": run.fingerprint, "MPLBACKEND": "Agg",
-           "PYTHONHASHSEED": "0"}
+           "PYTHONHASHSEED": "0", "FGR_SEED_SUFFIX": run.seed_suffix}
     t0 = time.perf_counter()
     try:
         with environment(env):
@@ -582,8 +585,18 @@ def is_up_to_date(run: RunSpec) -> bool:
             and (run.dir / "metrics.json").exists() and run.output.exists())
 
 
-def plan_profile(profile: str, track: str | None = None) -> list[RunSpec]:
-    """Every run of the profile (optionally one track plus what it depends on), in dependency order."""
+SEED_SUFFIX = "+seed={seed}"  # the name of a run of another seed: <run>+seed=<k> (the -p seed=k slug)
+
+
+def plan_profile(profile: str, track: str | None = None, seeds: int = 1) -> list[RunSpec]:
+    """Every run of the profile (optionally one track plus what it depends on), in dependency order.
+
+    With ``seeds`` > 1, every run of a notebook marked ``per_seed`` (the training notebooks and those
+    that evaluate their models) is planned again for each model seed 1 .. seeds-1, named
+    ``<run>+seed=<k>`` (the name ``fgr run ... -p seed=k`` gives); such a run reads the upstream runs of
+    its own seed. The datasets stay those of the profile."""
+    if seeds < 1:
+        raise FgrError(f"--seeds must be at least 1, not {seeds}")
     check_profile(profile)
     notebooks = list_notebooks()
     if track is not None:
@@ -594,14 +607,19 @@ def plan_profile(profile: str, track: str | None = None) -> list[RunSpec]:
     else:
         notebooks = order_notebooks(notebooks)
     pkg = package_hash()
-    prints: dict[str, list[str]] = {}
+    prints: dict[tuple[str, int], list[str]] = {}  # (notebook, seed) -> fingerprints (seed 0: the profile's runs)
+    per_seed = {nb.stem for nb in notebooks if nb.per_seed}
     runs: list[RunSpec] = []
     for nb in notebooks:
-        upstream = [fp for dep in nb.after for fp in prints.get(dep, [])]
-        for run in plan_runs(nb, profile):
-            run.fingerprint = fingerprint(run, pkg, upstream)
-            prints.setdefault(nb.stem, []).append(run.fingerprint)
-            runs.append(run)
+        for seed in range(seeds if nb.per_seed else 1):
+            upstream = [fp for dep in nb.after for fp in prints.get((dep, seed if dep in per_seed else 0), [])]
+            planned = plan_runs(nb, profile, {"seed": str(seed)} if seed else None)
+            for run in planned:
+                if seed:
+                    run.seed_suffix = SEED_SUFFIX.format(seed=seed)
+                run.fingerprint = fingerprint(run, pkg, upstream)
+                prints.setdefault((nb.stem, seed), []).append(run.fingerprint)
+                runs.append(run)
     return runs
 
 
@@ -627,8 +645,8 @@ class ReproduceSummary:
 
 
 def reproduce(profile: str, track: str | None = None, force: bool = False, *, progress: bool = True,
-              log: Callable[[str], None] = print) -> ReproduceSummary:
-    runs = plan_profile(profile, track)
+              log: Callable[[str], None] = print, seeds: int = 1) -> ReproduceSummary:
+    runs = plan_profile(profile, track, seeds)
     summary = ReproduceSummary()
     t0 = time.perf_counter()
     for i, run in enumerate(runs, 1):

@@ -208,3 +208,40 @@ def test_checkpoints_follow_the_runner_fingerprint(monkeypatch, tmp_path):
     assert run.fingerprint == "code-and-params"
     monkeypatch.setenv("FGR_NOTEBOOK", "other")
     assert run.fingerprint == by_params
+
+
+@pytest.mark.notebook
+def test_reproduce_with_seeds_runs_each_seed_reading_its_own_upstream(toy_home, isolated_dirs, capsys):
+    """--seeds N: every per_seed notebook runs once per model seed, as <run>+seed=<k>, and a run of seed
+    k reads the upstream run of seed k; a notebook not marked per_seed runs once."""
+    import json
+
+    from conftest import TOY_PARAMS, make_notebook
+
+    make_notebook(toy_home / "notebooks" / "02_b.ipynb", TOY_PARAMS, [
+        "from fgr_utils import start_run\nrun = start_run('02_b', globals())",
+        "up = run.upstream('01_a')\nrun.note('read', [up.name, up.params['seed']])",
+        "run.log('toy/value', 0.5, protocol='toy', split='test')\nrun.finish()"], track="toy", after=["01_a"])
+    make_notebook(toy_home / "notebooks" / "03_c.ipynb", TOY_PARAMS, [
+        "from fgr_utils import start_run\nrun = start_run('03_c', globals())",
+        "run.log('toy/value', 0.5, protocol='toy', split='test')\nrun.finish()"], track="toy", after=["02_b"])
+    for stem in ("01_a", "02_b"):
+        path = toy_home / "notebooks" / f"{stem}.ipynb"
+        nb = json.loads(path.read_text())
+        nb["metadata"]["fgr"]["per_seed"] = True
+        path.write_text(json.dumps(nb))
+    assert cli.main(["reproduce", "--profile", "demo", "--seeds", "3", "--no-progress"]) == 0
+    runs = isolated_dirs / "runs/demo"
+    assert sorted(p.name for p in runs.iterdir() if p.is_dir()) == [
+        "01_a", "01_a+seed=1", "01_a+seed=2", "02_b", "02_b+seed=1", "02_b+seed=2", "03_c"]
+    for k, suffix in ((0, ""), (1, "+seed=1"), (2, "+seed=2")):
+        rec = read_json(runs / f"02_b{suffix}/metrics.json")
+        assert rec["seed"] == k and rec["notes"]["read"] == [f"01_a{suffix}", k]
+    assert read_json(runs / "reproduce.json")["seeds"] == 3
+    values = {read_json(runs / f"01_a{s}/metrics.json")["metrics"]["toy/value"] for s in ("", "+seed=1", "+seed=2")}
+    assert len(values) == 3  # the model seed changes what is drawn
+    assert "--seeds 3" in (runs / "REPORT.md").read_text()
+    with pytest.raises(SystemExit):
+        cli.main(["reproduce", "--profile", "demo", "--seeds", "x"])
+    assert cli.main(["reproduce", "--profile", "demo", "--seeds", "0", "--no-progress"]) == 1
+    assert "--seeds must be at least 1" in capsys.readouterr().err
