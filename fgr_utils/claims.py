@@ -25,7 +25,8 @@ from fgr_utils.stats import Difference, paired_bootstrap
 
 CLAIMS = PACKAGE_DIR / "claims.yaml"
 DIRECTIONS = ("greater", "less")
-NOT_RUN = "not run"
+NOT_RUN = "not run"  # a run of the claim is missing
+NO_VERDICT = "no verdict"  # the runs exist but cannot be compared (other queries, no such metric)
 SAMPLES = 2000  # bootstrap replicates
 _SEED_RUN = re.compile(r"(?P<base>.+)[+,]seed=(?P<seed>\d+)")
 
@@ -126,16 +127,19 @@ def evaluate_claim(claim: dict[str, Any], profile: str, *, samples: int = SAMPLE
         return [ClaimResult(claim, reason=missing)]
     seeds = sorted(set(runs["a"]) & set(runs["b"]))
     if not seeds:
-        return [ClaimResult(claim, reason=f"the runs share no seed (a: {sorted(runs['a'])}, b: {sorted(runs['b'])})")]
+        return [ClaimResult(claim, verdict=NO_VERDICT,
+                            reason=f"the runs share no seed (a: {sorted(runs['a'])}, b: {sorted(runs['b'])})")]
     first_a, first_b = runs["a"][seeds[0]].record, runs["b"][seeds[0]].record
     names_a = matching_metrics(first_a, claim["a"]["metric"])
     names_b = dict(matching_metrics(first_b, claim["b"]["metric"]))
     if not names_a or not names_b:
         side = "a" if not names_a else "b"
-        return [ClaimResult(claim, reason=f"run {claim[side]['run']} recorded no metric {claim[side]['metric']}")]
+        return [ClaimResult(claim, verdict=NO_VERDICT,
+                            reason=f"run {claim[side]['run']} recorded no metric {claim[side]['metric']}")]
     out = []
     for dataset, name_a in names_a:
-        result = ClaimResult(claim, dataset, runs={s: [str(runs[s][k].dir) for k in seeds] for s in ("a", "b")})
+        result = ClaimResult(claim, dataset, verdict=NO_VERDICT,
+                             runs={s: [str(runs[s][k].dir) for k in seeds] for s in ("a", "b")})
         if dataset not in names_b:
             result.reason = f"run {claim['b']['run']} has no {claim['b']['metric']} on {dataset}"
             out.append(result)
@@ -200,7 +204,7 @@ def published_text(claim: dict[str, Any]) -> str:
 
 def ours_text(r: ClaimResult) -> str:
     if r.diff is None:
-        return f"{NOT_RUN}: {r.reason}" if r.verdict == NOT_RUN else r.reason
+        return r.reason
     d = r.diff
     where = f"{r.dataset}: " if r.dataset else ""
     seeds = f" (mean ± sd over {d.seeds} seeds)" if d.seeds > 1 else ""
