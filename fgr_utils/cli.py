@@ -190,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--json", action="store_true", help="machine-readable list of runs")
     rs.set_defaults(func=cmd_results)
 
-    rc = sub.add_parser("claims", help="the papers' claims on a profile's runs: difference, 95 % interval, verdict")
+    rc = sub.add_parser("claims", help="the papers' claims on a profile's runs: difference, 95 %% interval, verdict")
     rc.add_argument("--profile", default="demo")
     rc.add_argument("--json", action="store_true", help="machine-readable list of claims")
     rc.set_defaults(func=cmd_claims)

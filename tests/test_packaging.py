@@ -78,5 +78,5 @@ def test_console_script_is_installed():
     exe = Path(sys.executable).parent / "fgr"
     assert exe.exists()
     out = subprocess.run([str(exe), "--help"], capture_output=True, text=True, check=True).stdout
-    for command in ("list", "run", "reproduce", "results", "data"):
+    for command in ("list", "run", "reproduce", "results", "claims", "data"):
         assert command in out
