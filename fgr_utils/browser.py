@@ -62,7 +62,7 @@ class Browser:
         self.controls: dict[str, Any] = {}
         self.widget = None
         self._png: dict[str, bytes] = {}
-        self._output = None
+        self._pictures = None
 
     @property
     def has_attention(self) -> bool:
@@ -143,20 +143,27 @@ class Browser:
         }
         if self.has_attention:
             self.controls["attention"] = w.Checkbox(value=True, description="attention")
-        self._output = w.Output()
+        # The figures are PNG pictures the kernel puts into Image widgets itself. An Output widget would
+        # rely on the front end capturing the kernel's display messages, and nbclient's stand-in for that
+        # front end (under nbconvert and papermill) can stall the cell for ever on large pictures.
+        self._pictures = w.VBox([])
+        self._pictures.add_class("fgr-browser-figures")
         for control in self.controls.values():
             control.observe(lambda _change: self.refresh(), names="value")
-        self.widget = w.VBox([w.HBox(list(self.controls.values())), self._output])
+        self.widget = w.VBox([w.HBox(list(self.controls.values())), self._pictures])
         self.refresh()
         return self.widget
 
     def refresh(self) -> None:
         """Redraw for the values the controls hold now."""
+        import ipywidgets as w
+
         c = self.controls
         figs = self.draw(c["query"].value, c["k"].value, c["attention"].value if "attention" in c else False)
-        self._output.clear_output(wait=True)
-        with self._output:
-            _show(figs.values())
+        old = self._pictures.children
+        self._pictures.children = [w.Image(value=_png(fig), format="png") for fig in figs.values()]
+        for picture in old:
+            picture.close()
         for fig in figs.values():
             _close(fig)
 
@@ -267,13 +274,6 @@ def _png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
     return buf.getvalue()
-
-
-def _show(figs) -> None:
-    from IPython.display import Image, display
-
-    for fig in figs:
-        display(Image(data=_png(fig)))
 
 
 def _close(fig) -> None:

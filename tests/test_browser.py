@@ -107,6 +107,31 @@ def test_interactive_widget_redraws_for_the_chosen_query():
 
     b.controls["attention"].value = False
     assert set(b.current) == {"results"}
+    pictures = b.widget.children[1].children  # what the widget shows: one PNG per current figure
+    assert len(pictures) == 1 and bytes(pictures[0].value).startswith(b"\x89PNG")
+
+
+def test_the_widget_does_not_stall_nbclient(tmp_path):
+    """Under nbconvert / papermill (nbclient as the front end) a browser cell with many large pictures
+    finishes: the widget shows PNG pictures set by the kernel, not an Output widget that relies on the
+    front end capturing its display messages (nbclient's stand-in for that stalled such a cell)."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    code = (
+        "import numpy as np\n"
+        "from fgr_utils.browser import retrieval_browser\n"
+        "rng = np.random.default_rng(0)\n"
+        "imgs = [rng.integers(0, 255, (96, 96, 3), dtype=np.uint8) for _ in range(40)]\n"
+        "view = retrieval_browser(list(range(40)), [[(i + j) % 40 for j in range(1, 11)] for i in range(40)],\n"
+        "                         [[j % 3 == 0 for j in range(10)] for _ in range(40)], load=imgs.__getitem__,\n"
+        "                         attention=lambda i, j: rng.random((7, 7)), query_attention=lambda i: rng.random((7, 7)))\n"
+        "print(type(view.widget).__name__)")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    nbclient.NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    out = nb.cells[0].outputs
+    assert [o.get("text") for o in out if o["output_type"] == "stream"] == ["VBox\n"]
+    state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    assert sum(m["model_name"] == "ImageModel" for m in state.values()) == 2  # results and attention
 
 
 def test_results_are_loaded_only_when_drawn():

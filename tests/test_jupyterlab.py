@@ -410,7 +410,7 @@ def check_browser_widget(page, path: str, name: str) -> list[str]:
     widget = widget.first
     widget.evaluate("e => e.scrollIntoView({block: 'start'})")
     select = widget.locator(".widget-dropdown select").first
-    output = widget.locator(".jupyter-widgets-output-area, .widget-output").first
+    output = widget.locator(".fgr-browser-figures").first
     labels = select.locator("option").all_inner_texts()
     if len(labels) < 2:
         return [f"{name}: the browser offers {len(labels)} query, need two to change it"]
