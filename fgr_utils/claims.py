@@ -6,6 +6,11 @@ A claim compares metric ``a`` of one run with metric ``b`` of another (or the sa
 test queries. Where a run was also trained with other seeds (runs named ``<run>+seed=<k>``, made by
 ``fgr reproduce --seeds N``), the interval covers the seeds too, and the table gives each side's mean
 ± standard deviation over the seeds.
+
+``ablations.yaml`` declares, in the same form, the kit's own questions about why a claim holds or not:
+a method against the same method with one component switched off or its budget changed (the
+profile's ``ablations:`` runs, made by ``fgr reproduce --ablations``). ``declared(ABLATIONS)`` and
+``evaluate(profile, ABLATIONS)`` read them; ``fgr claims --ablations`` prints them.
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ import numpy as np
 import yaml
 
 from fgr_utils import io
+from fgr_utils.runner import remake_hint
 from fgr_utils.errors import FgrError
 from fgr_utils.paths import PACKAGE_DIR, runs_dir
 from fgr_utils.queries import QueryRef, QueryTable
@@ -24,6 +30,7 @@ from fgr_utils.results import RunRecord, matching_metrics
 from fgr_utils.stats import Difference, paired_bootstrap
 
 CLAIMS = PACKAGE_DIR / "claims.yaml"
+ABLATIONS = PACKAGE_DIR / "ablations.yaml"
 DIRECTIONS = ("greater", "less")
 NOT_RUN = "not run"  # a run of the claim is missing
 NO_VERDICT = "no verdict"  # the runs exist but cannot be compared (other queries, no such metric)
@@ -31,21 +38,23 @@ SAMPLES = 2000  # bootstrap replicates
 _SEED_RUN = re.compile(r"(?P<base>.+)[+,]seed=(?P<seed>\d+)")
 
 
-def declared() -> list[dict[str, Any]]:
-    """The claims of ``claims.yaml``, checked for the fields every claim needs."""
-    data = yaml.safe_load(CLAIMS.read_text()) or []
+def declared(path=None) -> list[dict[str, Any]]:
+    """The claims of ``path`` (default :data:`CLAIMS`, or :data:`ABLATIONS`), checked for the fields every
+    claim needs."""
+    path = path or CLAIMS
+    data = yaml.safe_load(path.read_text()) or []
     ids = [c.get("id") for c in data]
     for c in data:
         missing = [k for k in ("id", "paper", "track", "claim", "metric", "a", "b", "direction") if k not in c]
         if missing:
-            raise FgrError(f"{CLAIMS}: claim {c.get('id', '?')!r} lacks {', '.join(missing)}")
+            raise FgrError(f"{path}: claim {c.get('id', '?')!r} lacks {', '.join(missing)}")
         if c["direction"] not in DIRECTIONS:
-            raise FgrError(f"{CLAIMS}: claim {c['id']!r}: direction must be one of {', '.join(DIRECTIONS)}")
+            raise FgrError(f"{path}: claim {c['id']!r}: direction must be one of {', '.join(DIRECTIONS)}")
         for side in ("a", "b"):
             if not {"label", "run", "metric"} <= set(c[side]):
-                raise FgrError(f"{CLAIMS}: claim {c['id']!r}: {side} needs label, run and metric")
+                raise FgrError(f"{path}: claim {c['id']!r}: {side} needs label, run and metric")
     if len(set(ids)) != len(ids):
-        raise FgrError(f"{CLAIMS}: claim ids must be unique")
+        raise FgrError(f"{path}: claim ids must be unique")
     return data
 
 
@@ -115,8 +124,11 @@ def _aligned(table: QueryTable, ref: QueryRef, keys: list[tuple[str, str]] | Non
 
 def _sides(claim: dict, profile: str) -> tuple[dict[str, dict[int, RunRecord]], str]:
     runs = {side: seed_runs(claim[side]["run"], profile) for side in ("a", "b")}
-    missing = [claim[s]["run"] for s in ("a", "b") if not runs[s]]
-    return runs, (f"profile {profile} has no finished run {', '.join(dict.fromkeys(missing))}" if missing else "")
+    missing = list(dict.fromkeys(claim[s]["run"] for s in ("a", "b") if not runs[s]))
+    if not missing:
+        return runs, ""
+    return runs, (f"profile {profile} has no finished run {', '.join(missing)}: "
+                  + "; ".join(remake_hint(name, profile) for name in missing))
 
 
 def evaluate_claim(claim: dict[str, Any], profile: str, *, samples: int = SAMPLES) -> list[ClaimResult]:
@@ -173,9 +185,9 @@ def _difference(runs: dict[str, dict[int, RunRecord]], seeds: list[int], name_a:
     return paired_bootstrap(np.array(A), np.array(B), stat=stat, groups=groups, samples=samples)
 
 
-def evaluate(profile: str, *, samples: int = SAMPLES) -> list[ClaimResult]:
-    """Every declared claim on ``profile``'s runs."""
-    return [r for claim in declared() for r in evaluate_claim(claim, profile, samples=samples)]
+def evaluate(profile: str, path=None, *, samples: int = SAMPLES) -> list[ClaimResult]:
+    """Every claim declared in ``path`` on ``profile``'s runs."""
+    return [r for claim in declared(path) for r in evaluate_claim(claim, profile, samples=samples)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -245,11 +257,13 @@ def counts(results: list[ClaimResult]) -> dict[str, int]:
     return out
 
 
-def text(profile: str, results: list[ClaimResult]) -> str:
+def text(profile: str, results: list[ClaimResult], path=None) -> str:
     """``fgr claims``: the table of :func:`rows`, one block per claim, then what differs from the
     papers where a claim does not hold."""
     tally = ", ".join(f"{n} {v}" for v, n in counts(results).items())
-    lines = [f"Claims on profile {profile} ({runs_dir() / profile}; declared in {CLAIMS.name}): {tally}",
+    path = path or CLAIMS
+    what = "Ablations" if path == ABLATIONS else "Claims"
+    lines = [f"{what} on profile {profile} ({runs_dir() / profile}; declared in {path.name}): {tally}",
              "a - b: the paired bootstrap's 95 % interval over the test queries (and seeds where there are several)",
              ""]
     width = max(len(h) for h in HEADER[1:4])

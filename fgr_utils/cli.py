@@ -65,8 +65,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
-    summary = runner.reproduce(args.profile, args.track, args.force, progress=not args.no_progress, seeds=args.seeds)
-    report.write_reproduction_record(args.profile, summary, time.perf_counter() - t0, args.track, args.seeds)
+    summary = runner.reproduce(args.profile, args.track, args.force, progress=not args.no_progress, seeds=args.seeds,
+                               ablations=args.ablations)
+    report.write_reproduction_record(args.profile, summary, time.perf_counter() - t0, args.track, args.seeds,
+                                     args.ablations)
     md, page = report.write_report(args.profile)
     print(f"reproduce: {len(summary.executed)} run(s) executed, {len(summary.skipped)} up to date, "
           f"{time.perf_counter() - t0:.1f} s; report: {md} and {page.name}")
@@ -95,11 +97,12 @@ def cmd_results(args: argparse.Namespace) -> int:
 
 def cmd_claims(args: argparse.Namespace) -> int:
     runner.check_profile(args.profile)
-    found = claims.evaluate(args.profile)
+    path = claims.ABLATIONS if args.ablations else None
+    found = claims.evaluate(args.profile, path)
     if args.json:
         print(json.dumps([r.as_dict() for r in found], indent=2))
     else:
-        print(claims.text(args.profile, found))
+        print(claims.text(args.profile, found, path))
     return 0
 
 
@@ -182,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--seeds", type=int, default=1, metavar="N",
                     help="also train with model seeds 1..N-1 (runs <run>+seed=<k>; the data stay the same): "
                          "the claims then cover the seeds")
+    rp.add_argument("--ablations", action="store_true",
+                    help="also run the profile's ablations (each method with one component switched off), "
+                         "which the claims' explanations read")
     rp.add_argument("--no-progress", action="store_true")
     rp.set_defaults(func=cmd_reproduce)
 
@@ -192,6 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     rc = sub.add_parser("claims", help="the papers' claims on a profile's runs: difference, 95 %% interval, verdict")
     rc.add_argument("--profile", default="demo")
+    rc.add_argument("--ablations", action="store_true",
+                    help="the kit's ablations instead (ablations.yaml: each method against itself with one "
+                         "component off; runs of `fgr reproduce --ablations`)")
     rc.add_argument("--json", action="store_true", help="machine-readable list of claims")
     rc.set_defaults(func=cmd_claims)
 

@@ -233,9 +233,10 @@ def reproduction_record(profile: str) -> dict | None:
         return None
 
 
-def write_reproduction_record(profile: str, summary, seconds: float, track: str | None, seeds: int = 1) -> None:
+def write_reproduction_record(profile: str, summary, seconds: float, track: str | None, seeds: int = 1,
+                              ablations: bool = False) -> None:
     io.write_json(runs_dir() / profile / REPRODUCE_RECORD, {
-        "profile": profile, "track": track, "seeds": seeds, "seconds": round(seconds, 1),
+        "profile": profile, "track": track, "seeds": seeds, "ablations": ablations, "seconds": round(seconds, 1),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "executed": [{"run": name, "seconds": round(s, 1)} for name, s in summary.executed],
         "up_to_date": list(summary.skipped)})
@@ -319,7 +320,8 @@ def overview_section(ctx: ReportContext) -> list[Any]:
                f"report written {time.strftime('%Y-%m-%d %H:%M')}."]
     if repro:
         scope = (f"`fgr reproduce --profile {profile}" + (f" --track {repro['track']}" if repro.get("track") else "")
-                 + (f" --seeds {repro['seeds']}" if repro.get("seeds", 1) > 1 else "") + "`")
+                 + (f" --seeds {repro['seeds']}" if repro.get("seeds", 1) > 1 else "")
+                 + (" --ablations" if repro.get("ablations") else "") + "`")
         summary.append(f"**Wall time of the last {scope}: {_minutes(repro['seconds'])}**, "
                        f"{len(repro['executed'])} runs executed and {len(repro['up_to_date'])} up to date "
                        f"(finished {repro['finished']}).")
@@ -347,6 +349,23 @@ def claims_section(ctx: ReportContext) -> list[Any]:
         blocks.append(Para("**What differs from the papers**, where a claim does not hold: " +
                            " ".join(f"_{cid}_: {why}" for cid, why in missed)))
     return blocks
+
+
+def ablations_section(ctx: ReportContext) -> list[Any]:
+    """The kit's ablations (``ablations.yaml``) where the profile has at least one of their runs: each
+    method against itself with one component switched off, which is what explains a claim's verdict."""
+    results = claims.evaluate(ctx.profile, claims.ABLATIONS)
+    if all(r.verdict == claims.NOT_RUN for r in results):
+        return []
+    tally = ", ".join(f"{n} {v}" for v, n in claims.counts(results).items())
+    rows = [[*row[:1], f"`{r.claim['explains']}`" if r.claim.get("explains") else "–", *row[2:]]
+            for r, row in zip(results, claims.rows(results))]
+    return [Heading(2, "Ablations"), Para(
+        f"Why the claims come out as they do ({tally}), declared in `fgr_utils/{claims.ABLATIONS.name}`, "
+        f"printed by `fgr claims --ablations --profile {ctx.profile}`, made by `fgr reproduce --ablations`. "
+        "a is the full method, b the same method with one component switched off or another budget; "
+        "**holds** says the component helps on these data, **contradicted** that switching it off helps."),
+        Table([claims.HEADER[0], "explains", *claims.HEADER[2:]], rows)]
 
 
 def summary_section(ctx: ReportContext) -> list[Any]:
@@ -395,8 +414,8 @@ def tracks_section(ctx: ReportContext) -> list[Any]:
 
 
 #: The report's sections under its title, in order; each gives its blocks for a :class:`ReportContext`.
-SECTIONS: list[Callable[[ReportContext], list[Any]]] = [overview_section, claims_section, summary_section,
-                                                        tracks_section]
+SECTIONS: list[Callable[[ReportContext], list[Any]]] = [overview_section, claims_section, ablations_section,
+                                                        summary_section, tracks_section]
 
 
 def context(profile: str) -> ReportContext:

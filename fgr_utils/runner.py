@@ -322,12 +322,24 @@ def _slug(overrides: dict) -> str:
 
 
 def plan_runs(nb: NotebookInfo, profile: str, cli: dict[str, str] | None = None,
-              variant: str | None = None, name: str | None = None) -> list[RunSpec]:
-    """Resolve the effective parameters of every run of ``nb`` in ``profile`` (validated)."""
+              variant: str | None = None, name: str | None = None, ablations: bool = False) -> list[RunSpec]:
+    """Resolve the effective parameters of every run of ``nb`` in ``profile`` (validated).
+
+    A profile file's ``ablations:`` (variants like ``runs:``, each switching one component of a method
+    off) are planned only with ``ablations`` (``fgr reproduce --ablations``); ``variant`` finds either."""
     check_profile(profile)
     raw = _profile_file(profile, nb.stem)
     where = f"params/{profile}/{nb.stem}.yaml"
     variants = raw.pop("runs", None)
+    extra = raw.pop("ablations", None)
+    if extra is not None:
+        if not isinstance(extra, dict) or not extra or variants is None:
+            raise FgrError(f"{where}: 'ablations' must map variant names to parameter overrides, beside 'runs'")
+        if set(extra) & set(variants or {}):
+            raise FgrError(f"{where}: variants {sorted(set(extra) & set(variants))} are in both 'runs' and "
+                           "'ablations': name each once")
+        if ablations or variant in extra:
+            variants = {**variants, **extra}
     base = {**{k: p.default for k, p in nb.params.items()}, **_validate(nb, raw, where)}
     if PROFILE_PARAM in nb.params:
         base[PROFILE_PARAM] = profile
@@ -588,13 +600,14 @@ def is_up_to_date(run: RunSpec) -> bool:
 SEED_SUFFIX = "+seed={seed}"  # the name of a run of another seed: <run>+seed=<k> (the -p seed=k slug)
 
 
-def plan_profile(profile: str, track: str | None = None, seeds: int = 1) -> list[RunSpec]:
+def plan_profile(profile: str, track: str | None = None, seeds: int = 1, ablations: bool = False) -> list[RunSpec]:
     """Every run of the profile (optionally one track plus what it depends on), in dependency order.
 
     With ``seeds`` > 1, every run of a notebook marked ``per_seed`` (the training notebooks and those
     that evaluate their models) is planned again for each model seed 1 .. seeds-1, named
     ``<run>+seed=<k>`` (the name ``fgr run ... -p seed=k`` gives); such a run reads the upstream runs of
-    its own seed. The datasets stay those of the profile."""
+    its own seed. The datasets stay those of the profile. ``ablations`` adds the profile's ablation
+    variants (:func:`plan_runs`)."""
     if seeds < 1:
         raise FgrError(f"--seeds must be at least 1, not {seeds}")
     check_profile(profile)
@@ -613,7 +626,7 @@ def plan_profile(profile: str, track: str | None = None, seeds: int = 1) -> list
     for nb in notebooks:
         for seed in range(seeds if nb.per_seed else 1):
             upstream = [fp for dep in nb.after for fp in prints.get((dep, seed if dep in per_seed else 0), [])]
-            planned = plan_runs(nb, profile, {"seed": str(seed)} if seed else None)
+            planned = plan_runs(nb, profile, {"seed": str(seed)} if seed else None, ablations=ablations)
             for run in planned:
                 if seed:
                     run.seed_suffix = SEED_SUFFIX.format(seed=seed)
@@ -645,8 +658,8 @@ class ReproduceSummary:
 
 
 def reproduce(profile: str, track: str | None = None, force: bool = False, *, progress: bool = True,
-              log: Callable[[str], None] = print, seeds: int = 1) -> ReproduceSummary:
-    runs = plan_profile(profile, track, seeds)
+              log: Callable[[str], None] = print, seeds: int = 1, ablations: bool = False) -> ReproduceSummary:
+    runs = plan_profile(profile, track, seeds, ablations)
     summary = ReproduceSummary()
     t0 = time.perf_counter()
     for i, run in enumerate(runs, 1):

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from fgr_utils.attention import capture_attention, mean_attention_distance, token_similarity_variance
 from fgr_utils.errors import FgrError
 from fgr_utils.losses import nt_xent
-from fgr_utils.tracks.sbir.models import (ARNet, Encoder, MSTR, Siamese, relation_target_paper,
+from fgr_utils.tracks.sbir.models import (ARNet, Encoder, MSTR, Siamese, model_from_params, relation_target_paper,
                                     relation_target_released)
 from fgr_utils.backbones import create_backbone
 
@@ -111,6 +111,24 @@ def test_arnet_loss_trains_both_encoders(mstr):
     assert not torch.equal(model.sketch.head.weight, model.photo.head.weight)  # no weight sharing
     e = model.embed_sketch(x[0])
     assert e.shape == (4, 512) and torch.allclose(e.norm(dim=-1), torch.ones(4), atol=1e-5)
+
+
+def test_arnet_ablations_keep_their_loss_terms_or_share_one_encoder():
+    torch.manual_seed(0)
+    x = [torch.randn(4, 3, 32, 32) for _ in range(4)]
+    model = ARNet(Encoder(create_backbone("vit-smoke")), Encoder(create_backbone("vit-smoke")), losses=("l1", "l4"))
+    loss, parts = model.loss(*x)
+    assert set(parts) == {"l1", "l4"} and loss.item() == pytest.approx(parts["l1"] + parts["l4"], rel=1e-5)
+    params = {"method": "arnet", "backbone": "vit-smoke", "pretrained": False, "weights_path": "", "img_size": 32,
+              "trainable_blocks": None, "embed_dim": 64, "mstr_impl": "paper_intent", "mstr_ffn": 64,
+              "arnet_shared": True, "arnet_losses": ["l1"]}
+    shared = model_from_params(params)
+    assert shared.sketch is shared.photo and shared.losses == ("l1",)
+    assert torch.equal(shared.embed_sketch(x[0]), shared.embed_photo(x[0]))
+    separate = model_from_params({**params, "arnet_shared": False})
+    assert sum(p.numel() for p in separate.parameters()) == 2 * sum(p.numel() for p in shared.parameters())
+    with pytest.raises(FgrError, match="non-empty subset of"):
+        model_from_params({**params, "arnet_losses": ["l5"]})
 
 
 def test_siamese_shares_one_encoder():

@@ -172,6 +172,25 @@ def test_agman_mask_init_and_type_loss(effnet, effnet_feats):
     assert model(effnet_feats, torch.tensor([0, 1, 2, 0])).logits.shape == (4, N_ATTR)
 
 
+def test_agman_ablation_switches_drop_their_component(effnet, effnet_feats):
+    full = _model("agman", effnet)
+    flat = _model("agman", effnet, multilevel=False)
+    bare = _model("agman", effnet, mask=False)
+    assert flat.lateral is None and flat.reduce.in_channels == 32 and full.reduce.in_channels == 64
+    assert bare.masks is None and full.masks is not None
+    attr = torch.tensor([0, 1, 2, 0])
+    for model in (flat, bare):
+        out = model(effnet_feats, attr)
+        assert out.embedding.shape == (4, 32) and out.logits.shape == (4, N_ATTR)
+        assert torch.allclose(out.embedding.norm(dim=-1), torch.ones(4))
+    # without the mask every dimension carries every attribute; with it, 0.1 off the attribute's block
+    with torch.no_grad():
+        bare.load_state_dict({k: v for k, v in full.state_dict().items() if not k.startswith("masks")})
+        e_full, e_bare = full.eval()(effnet_feats, attr).embedding, bare.eval()(effnet_feats, attr).embedding
+    assert not torch.allclose(e_full, e_bare)
+    assert torch.allclose(F.normalize(F.normalize(e_bare, dim=-1) * F.relu(full.masks(attr)), dim=-1), e_full, atol=1e-5)
+
+
 def test_rpf_needs_c3_equal_to_embed_dim(effnet):
     with pytest.raises(FgrError, match="layer3 channels") as e:
         RPF(effnet, N_ATTR, attr_dim=16, hidden=16, embed_dim=64)

@@ -208,7 +208,7 @@ def test_runs_on_other_queries_are_not_compared(toy_claims):
 def test_the_declared_claims_name_runs_the_profiles_make():
     from fgr_utils import runner
 
-    made = {run.name for nb in runner.list_notebooks() for run in runner.plan_runs(nb, "demo")}
+    made = {run.name for nb in runner.list_notebooks() for run in runner.plan_runs(nb, "demo", ablations=True)}
     declared = claims.declared()
     assert {"qga-reranking", "arnet-over-triplet", "mstr-over-basic", "mstr-token-variance", "agman-over-asen",
             "rpf-over-asen"} <= {c["id"] for c in declared}
@@ -216,3 +216,43 @@ def test_the_declared_claims_name_runs_the_profiles_make():
         assert {c["a"]["run"], c["b"]["run"]} <= made, c["id"]
         for p in c.get("published", []):
             assert {"dataset", "a", "b", "source"} <= set(p)
+
+
+def test_the_ablations_name_runs_the_demo_makes_with_ablations():
+    from fgr_utils import runner
+
+    made = {run.name for nb in runner.list_notebooks() for run in runner.plan_runs(nb, "demo", ablations=True)}
+    default = {run.name for nb in runner.list_notebooks() for run in runner.plan_runs(nb, "demo")}
+    ids = {c["id"] for c in claims.declared()}
+    ablations = claims.declared(claims.ABLATIONS)
+    assert len(ablations) >= 6
+    for c in ablations:
+        assert {c["a"]["run"], c["b"]["run"]} <= made, c["id"]
+        assert c["explains"] in ids, c["id"]
+    # every ablation variant of the profile is compared by some ablation, and none runs by default
+    compared = {c[side]["run"] for c in ablations + claims.declared() for side in ("a", "b")}
+    assert made - default <= compared and made - default
+
+
+def test_ablations_print_and_enter_the_report_once_their_runs_exist(toy_claims, tmp_path, monkeypatch, capsys):
+    from fgr_utils import report
+
+    path = tmp_path / "ablations.yaml"
+    path.write_text(yaml.safe_dump([
+        {"id": "part-helps", "paper": "P (ablation)", "track": "toy", "explains": "better", "claim": "x's part helps",
+         "metric": "AP", "a": {"label": "x", "run": "x", "metric": "ap"},
+         "b": {"label": "x without the part", "run": "x_off", "metric": "ap"}, "direction": "greater"}]))
+    monkeypatch.setattr(claims, "ABLATIONS", path)
+    ctx = report.ReportContext("demo", [], {}, set(), {})  # the section reads the profile's runs only
+    ids = [f"q{i}" for i in range(60)]
+    base = np.random.default_rng(2).random(60) * 0.5
+    _finished(toy_claims, "x", ids, base + 0.3)
+    assert cli.main(["claims", "--ablations", "--profile", "demo"]) == 0
+    out = capsys.readouterr().out
+    assert "\nAblations on profile demo" in out and "[not run] part-helps" in out
+    assert report.ablations_section(ctx) == []  # no ablation run yet: no section
+    _finished(toy_claims, "x_off", ids, base)
+    assert cli.main(["claims", "--ablations", "--profile", "demo"]) == 0
+    assert "[holds] part-helps: P (ablation): x's part helps" in capsys.readouterr().out
+    heading, _, table = report.ablations_section(ctx)
+    assert heading.text == "Ablations" and table.rows[0][1] == "`better`" and table.rows[0][-1] == "holds"

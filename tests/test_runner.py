@@ -89,6 +89,24 @@ def test_variants(toy_home):
         runner.plan_runs(nb, "demo", variant="huge")
 
 
+def test_ablations_are_planned_only_when_asked_and_found_by_name(toy_home):
+    (toy_home / "params/demo/01_a.yaml").write_text(
+        "runs:\n  full: {label: f}\nablations:\n  small: {label: o, scale: 0.5}\n")
+    nb = runner.find_notebook("01_a")
+    assert [r.name for r in runner.plan_runs(nb, "demo")] == ["01_a-full"]
+    assert [r.name for r in runner.plan_runs(nb, "demo", ablations=True)] == ["01_a-full", "01_a-small"]
+    (only,) = runner.plan_runs(nb, "demo", variant="small")
+    assert (only.name, only.params["scale"]) == ("01_a-small", 0.5)
+    assert [r.name for r in runner.plan_profile("demo", ablations=True)] == ["01_a-full", "01_a-small", "02_b"]
+    assert runner.remake_hint("01_a-small", "demo") == "run `fgr run 01_a --variant small --profile demo` first"
+    (toy_home / "params/demo/01_a.yaml").write_text("runs:\n  full: {}\nablations:\n  full: {label: x}\n")
+    with pytest.raises(FgrError, match="in both 'runs' and 'ablations'"):
+        runner.plan_runs(nb, "demo")
+    (toy_home / "params/demo/01_a.yaml").write_text("ablations:\n  small: {label: x}\n")
+    with pytest.raises(FgrError, match="beside 'runs'"):
+        runner.plan_runs(nb, "demo")
+
+
 def test_order_and_cycles(toy_home, tmp_path):
     nbs = runner.list_notebooks()
     assert [n.stem for n in runner.order_notebooks(list(reversed(nbs)))] == ["01_a", "02_b"]

@@ -125,20 +125,23 @@ class AGMAN(nn.Module):
     """AG-MAN: multi-level fusion + attribute-guided attention + CSN mask, and a type classifier.
 
     The learned scalars w (on the fused map), w1 (on the spatial attention) and w2 (on the channel
-    mask) start at 1.
+    mask) start at 1. Two components can be switched off for ablations: ``multilevel=False`` drops the
+    layer2 path (the map is layer3 alone, C3 channels, and the type classifier reads layer3), and
+    ``mask=False`` drops the CSN mask (every embedding dimension serves every attribute).
     """
 
-    def __init__(self, trunk: Trunk, n_attr: int, attr_dim: int = 512, hidden: int = 512, embed_dim: int = 512):
+    def __init__(self, trunk: Trunk, n_attr: int, attr_dim: int = 512, hidden: int = 512, embed_dim: int = 512,
+                 multilevel: bool = True, mask: bool = True):
         super().__init__()
         c2, c3 = trunk.channels["layer2"], trunk.channels["layer3"]
         self.trunk, self.n_attr, self.embed_dim = trunk, n_attr, embed_dim
         self.attr_embedding = nn.Embedding(n_attr, attr_dim)
         # multi-level fusion: layer2 -> max-pool /2 -> 1x1 conv, added to layer3
         self.down = nn.MaxPool2d(3, stride=2, padding=1)
-        self.lateral = nn.Conv2d(c2, c3, 1)
+        self.lateral = nn.Conv2d(c2, c3, 1) if multilevel else None
         # AGA
         self.w = nn.Parameter(torch.ones(()))
-        self.reduce = nn.Conv2d(2 * c3, embed_dim, 1)
+        self.reduce = nn.Conv2d(2 * c3 if multilevel else c3, embed_dim, 1)
         self.asa_image = nn.Sequential(nn.BatchNorm2d(embed_dim), nn.Tanh())
         self.asa_attr = nn.Sequential(nn.Linear(attr_dim, embed_dim), nn.SiLU())
         self.w1 = nn.Parameter(torch.ones(()))
@@ -148,7 +151,7 @@ class AGMAN(nn.Module):
                                       nn.Linear(hidden, embed_dim), nn.Sigmoid())
         self.w2 = nn.Parameter(torch.ones(()))
         # CSN-style learned mask: 0.1 everywhere, 1.0 on the attribute's own block of embed_dim // n_attr
-        self.masks = nn.Embedding(n_attr, embed_dim)
+        self.masks = nn.Embedding(n_attr, embed_dim) if mask else None
         self.reset_masks()
         # attribute-type classification branch
         self.layer4, c4 = trunk.make_layer4()
@@ -156,6 +159,8 @@ class AGMAN(nn.Module):
 
     @torch.no_grad()
     def reset_masks(self) -> None:
+        if self.masks is None:
+            return
         block = self.embed_dim // self.n_attr
         self.masks.weight.fill_(0.1)
         for a in range(self.n_attr):
@@ -165,8 +170,12 @@ class AGMAN(nn.Module):
         _check_attr(attr)
         maps = self.trunk.top(feats)
         l3 = maps["layer3"]
-        x_local = l3 + self.lateral(self.down(maps["layer2"]))
-        x = self.reduce(torch.cat([l3, x_local], dim=1) * self.w)          # (B, embed_dim, H, W)
+        if self.lateral is not None:
+            x_local = l3 + self.lateral(self.down(maps["layer2"]))
+            x = self.reduce(torch.cat([l3, x_local], dim=1) * self.w)      # (B, embed_dim, H, W)
+        else:
+            x_local = l3
+            x = self.reduce(l3 * self.w)
         a = self.attr_embedding(attr)
         att = _spatial_softmax(torch.einsum("bchw,bc->bhw", self.asa_image(x), self.asa_attr(a))
                                / math.sqrt(self.embed_dim))
@@ -174,7 +183,9 @@ class AGMAN(nn.Module):
         s = torch.sigmoid(self.spatial(torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], dim=1)))
         pooled = (x * s).sum((2, 3))                                       # (B, embed_dim)
         gate = self.aca_gate(torch.cat([pooled, self.aca_attr(a)], dim=1))
-        emb = pooled * (self.w2 * gate) * F.relu(self.masks(attr))
+        emb = pooled * (self.w2 * gate)
+        if self.masks is not None:
+            emb = emb * F.relu(self.masks(attr))
         logits = self.classifier(self.layer4(x_local).mean((2, 3)))
         return AsfrOutput(F.normalize(emb, dim=-1), att, logits=logits)
 
@@ -403,7 +414,7 @@ def to_original(box, original_size: tuple[int, int], size: int) -> tuple[int, in
 
 _CONSTRUCTORS = {"global": GlobalEmbedding, "asen_v2": ASENv2, "agman": AGMAN, "rpf": RPF}
 _DIMS = {"global": ("embed_dim",), "asen_v2": ("attr_dim", "hidden"),
-         "agman": ("attr_dim", "hidden", "embed_dim"),
+         "agman": ("attr_dim", "hidden", "embed_dim", "multilevel", "mask"),
          "rpf": ("attr_dim", "hidden", "embed_dim", "patch_backbone", "dropout", "patch_heads")}
 _ALL_DIMS = {d for dims in _DIMS.values() for d in dims}
 

@@ -36,6 +36,8 @@ class ModelConfig:
     patch_pretrained: bool = False
     patch_weights_path: str = ""
     loss_weighting: str = "learned"
+    agman_multilevel: bool = True  # ablation switches of AG-MAN (heads.AGMAN)
+    agman_mask: bool = True
 
     def __post_init__(self):
         if self.loss_weighting not in LOSS_WEIGHTING:
@@ -58,6 +60,8 @@ def build(cfg: ModelConfig) -> nn.Module:
     dims: dict[str, Any] = {"attr_dim": cfg.attr_dim, "hidden": cfg.hidden}
     if cfg.method != "asen_v2":  # ASENet_V2's embedding is the trunk's layer3 width
         dims["embed_dim"] = cfg.agman_dim if cfg.method == "agman" else cfg.embed_dim
+    if cfg.method == "agman":
+        dims.update(multilevel=cfg.agman_multilevel, mask=cfg.agman_mask)
     if cfg.method == "rpf":
         dims["patch_backbone"] = create_backbone(cfg.patch_backbone, pretrained=cfg.patch_pretrained,
                                                  weights_path=cfg.patch_weights_path or None)

@@ -157,13 +157,23 @@ class MSTR(nn.Module):
 # ARNet and the triplet baseline
 # --------------------------------------------------------------------------------------------
 
+#: ARNet's four loss terms (:meth:`ARNet.loss`); an ablation trains with a subset
+ARNET_LOSSES = ("l1", "l2", "l3", "l4")
+
+
 class ARNet(nn.Module):
-    """Two encoders (sketch, photo), optionally each with its MSTR module."""
+    """Two encoders (sketch, photo), optionally each with its MSTR module.
+
+    For ablations the same encoder may be passed twice (one shared encoder, as the triplet baseline),
+    and ``losses`` may keep only some of the four terms."""
 
     def __init__(self, sketch: Encoder, photo: Encoder, *, mstr: str | None = None, tau: float = 0.07,
-                 mstr_heads: int = 8, mstr_ffn: int = 2048):
+                 mstr_heads: int = 8, mstr_ffn: int = 2048, losses: tuple[str, ...] = ARNET_LOSSES):
         super().__init__()
-        self.sketch, self.photo, self.tau = sketch, photo, tau
+        losses = tuple(dict.fromkeys(losses))
+        if not losses or set(losses) - set(ARNET_LOSSES):
+            raise FgrError(f"arnet_losses must be a non-empty subset of {list(ARNET_LOSSES)}, not {list(losses)}")
+        self.sketch, self.photo, self.tau, self.losses = sketch, photo, tau, losses
         self.mstr_sketch = self.mstr_photo = None
         if mstr is not None:
             grid = sketch.backbone.grid
@@ -194,10 +204,15 @@ class ARNet(nn.Module):
         are the raw tokens, the projections come from the mixed ones)."""
         p_s, c_s, r_s = self._encode(self.sketch, self.mstr_sketch, skt)
         p_i, c_i, r_i = self._encode(self.photo, self.mstr_photo, img)
-        c_sa = self._encode(self.sketch, self.mstr_sketch, skt_aug)[1]
-        c_ia = self._encode(self.photo, self.mstr_photo, img_aug)[1]
-        parts = {"l1": nt_xent(p_s, p_i, self.tau), "l2": nt_xent(c_sa, c_s, self.tau),
-                 "l3": nt_xent(c_ia, c_i, self.tau), "l4": nt_xent(c_s, c_i, self.tau)}
+        parts = {}
+        if "l1" in self.losses:
+            parts["l1"] = nt_xent(p_s, p_i, self.tau)
+        if "l2" in self.losses:
+            parts["l2"] = nt_xent(self._encode(self.sketch, self.mstr_sketch, skt_aug)[1], c_s, self.tau)
+        if "l3" in self.losses:
+            parts["l3"] = nt_xent(self._encode(self.photo, self.mstr_photo, img_aug)[1], c_i, self.tau)
+        if "l4" in self.losses:
+            parts["l4"] = nt_xent(c_s, c_i, self.tau)
         if self.mstr_sketch is not None:
             parts["rec_sketch"] = self.mstr_sketch.relation_loss(r_s)
             parts["rec_photo"] = self.mstr_photo.relation_loss(r_i)
@@ -231,7 +246,7 @@ class Siamese(nn.Module):
 def build_model(method: str, backbone: str, *, pretrained: bool = False, weights_path: str | None = None,
                 img_size: int | None = None, trainable_blocks: int | None = None, embed_dim: int = 512,
                 mstr_impl: str = "paper_intent", mstr_ffn: int = 2048, margin: float = 0.3,
-                tau: float = 0.07) -> ARNet | Siamese:
+                tau: float = 0.07, shared: bool = False, losses: tuple[str, ...] = ARNET_LOSSES) -> ARNet | Siamese:
     if method not in METHODS:
         raise FgrError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
 
@@ -242,8 +257,9 @@ def build_model(method: str, backbone: str, *, pretrained: bool = False, weights
 
     if method == "triplet":
         return Siamese(encoder(), margin=margin)
-    return ARNet(encoder(), encoder(), mstr=mstr_impl if method == "arnet_mstr" else None, tau=tau,
-                 mstr_ffn=mstr_ffn)
+    sketch = encoder()
+    return ARNet(sketch, sketch if shared else encoder(), mstr=mstr_impl if method == "arnet_mstr" else None,
+                 tau=tau, mstr_ffn=mstr_ffn, losses=tuple(losses))
 
 
 def model_from_params(params: dict[str, Any], *, trained: bool = False) -> ARNet | Siamese:
@@ -252,7 +268,9 @@ def model_from_params(params: dict[str, Any], *, trained: bool = False) -> ARNet
     return build_model(params["method"], params["backbone"], pretrained=params["pretrained"] and not trained,
                        weights_path=(params["weights_path"] or None) if not trained else None,
                        img_size=params["img_size"], trainable_blocks=params["trainable_blocks"],
-                       embed_dim=params["embed_dim"], mstr_impl=params["mstr_impl"], mstr_ffn=params["mstr_ffn"])
+                       embed_dim=params["embed_dim"], mstr_impl=params["mstr_impl"], mstr_ffn=params["mstr_ffn"],
+                       shared=params.get("arnet_shared", False),
+                       losses=tuple(params.get("arnet_losses") or ARNET_LOSSES))
 
 
 def encoders(model: ARNet | Siamese) -> dict[str, Any]:
