@@ -231,6 +231,10 @@ def test_the_ablations_name_runs_the_demo_makes_with_ablations():
         assert c["explains"] in ids, c["id"]
     # every ablation variant of the profile is compared by some ablation, and none runs by default
     compared = {c[side]["run"] for c in ablations + claims.declared() for side in ("a", "b")}
+    # an ablation asks what no claim already asks (the same two runs and metrics)
+    def pair(c):
+        return tuple((c[side]["run"], c[side]["metric"]) for side in ("a", "b"))
+    assert not {pair(c) for c in ablations} & {pair(c) for c in claims.declared()}
     assert made - default <= compared and made - default
 
 

@@ -200,8 +200,8 @@ class ARNet(nn.Module):
     def loss(self, skt: torch.Tensor, skt_aug: torch.Tensor, img: torch.Tensor,
              img_aug: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         """L1 NTX(proj skt, proj img) + L2 NTX(cls skt_aug, cls skt) + L3 NTX(cls img_aug, cls img)
-        + L4 NTX(cls skt, cls img), unweighted; with MSTR also each side's relation loss (views' CLS
-        are the raw tokens, the projections come from the mixed ones)."""
+        + L4 NTX(cls skt, cls img), unweighted (only the terms in ``losses``); with MSTR also each side's
+        relation loss (views' CLS are the raw tokens, the projections come from the mixed ones)."""
         p_s, c_s, r_s = self._encode(self.sketch, self.mstr_sketch, skt)
         p_i, c_i, r_i = self._encode(self.photo, self.mstr_photo, img)
         parts = {}
